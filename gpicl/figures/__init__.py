@@ -1,0 +1,16 @@
+"""One module per paper figure or table; each `make(eval_files, out_prefix, ...)` reads evaluation
+files only and writes the figure (PNG + SVG + CSV) or table (Markdown + CSV) under `out_prefix`.
+
+`FIGURES` maps the CLI's name to that function: `gpicl figure fig3 --out results/figures/fig3 ...`.
+"""
+
+from collections.abc import Callable
+
+from gpicl.figures import fig3_learning_curves, table1
+
+FIGURES: dict[str, Callable[..., None]] = {
+    "fig3": fig3_learning_curves.make,
+    "table1": table1.make,
+}
+
+__all__ = ["FIGURES", "fig3_learning_curves", "table1"]

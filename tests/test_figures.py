@@ -1,0 +1,292 @@
+"""Figure 3 and Table 1 from hand-built evaluation files: numbers, missing columns, determinism."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpicl.figures import FIGURES, fig3_learning_curves, table1
+from gpicl.io import write_json
+from gpicl.plotting import new_figure, save_figure, write_csv
+
+CURRICULUM_TEXT = "exemplar-repetition curriculum (deviation"
+
+
+def eval_file(
+    root: Path,
+    train: str,
+    test: str,
+    seed: int,
+    unseen_accuracy: list[float],
+    num_sequences: int = 4,
+    curriculum: bool = False,
+    tier: str = "cpu",
+    method: str = "transformer",
+) -> Path:
+    """One file in the evaluation contract; correct_last agrees with the last accuracy."""
+    length = len(unseen_accuracy)
+    stats = {
+        "num_tasks": 2,
+        "num_sequences": num_sequences,
+        "accuracy": unseen_accuracy,
+        "loss": [2.3] * length,
+        "correct_last": round(unseen_accuracy[-1] * num_sequences),
+    }
+    run = f"{train}_{method}_s{seed}"
+    record = {
+        "run": f"fig3/{run}",
+        "train_dataset": train,
+        "dataset": test,
+        "seed": seed,
+        "tier": tier,
+        "method": method,
+        "curriculum": curriculum,
+        "sequence_length": length,
+        "task_sets": {"seen": stats, "unseen": stats, "identity": stats},
+    }
+    path = root / "eval" / "fig3" / run / f"{test}.json"
+    write_json(path, record)
+    return path
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def fig3_files(tmp_path: Path) -> list[Path]:
+    tmp_path = tmp_path / "fig3_inputs"
+    return [
+        eval_file(tmp_path, "mnist", "mnist", 0, [0.0, 0.5, 0.75, 1.0]),
+        eval_file(tmp_path, "mnist", "mnist", 1, [0.25, 0.25, 0.25, 0.5]),
+        eval_file(tmp_path, "fashion_mnist", "mnist", 0, [0.25, 0.5, 0.5, 0.75]),
+        eval_file(tmp_path, "mnist", "fashion_mnist", 0, [0.0, 0.25, 0.5, 0.5]),
+        eval_file(tmp_path, "mnist", "kmnist", 0, [0.0, 0.0, 0.0, 0.0]),  # not a fig3 panel
+    ]
+
+
+@pytest.fixture
+def table1_files(tmp_path: Path) -> list[Path]:
+    tmp_path = tmp_path / "table1_inputs"
+    acc0 = [0.1] * 9 + [300 / 384]
+    acc1 = [0.1] * 9 + [200 / 384]
+    return [
+        eval_file(tmp_path, "mnist", "mnist", 0, acc0, num_sequences=384),
+        eval_file(tmp_path, "mnist", "mnist", 1, acc1, num_sequences=384),
+        eval_file(tmp_path, "mnist", "fashion_mnist", 0, [0.1] * 9 + [0.5], num_sequences=384),
+        # meta-trained on Fashion-MNIST: not part of Table 1
+        eval_file(tmp_path, "fashion_mnist", "mnist", 0, [0.1] * 10, num_sequences=384),
+    ]
+
+
+def test_figures_registry_names_the_cli_targets():
+    assert FIGURES == {"fig3": fig3_learning_curves.make, "table1": table1.make}
+
+
+def test_fig3_csv_holds_mean_and_min_max_over_seeds(tmp_path, fig3_files):
+    out = tmp_path / "figures" / "fig3"
+    fig3_learning_curves.make(fig3_files, out)
+    assert {p.name for p in out.parent.iterdir()} == {"fig3.png", "fig3.svg", "fig3.csv"}
+    rows = read_rows(out.with_suffix(".csv"))
+    assert list(rows[0]) == list(fig3_learning_curves.CSV_COLUMNS)
+    curve = [r for r in rows if r["test_dataset"] == "mnist" and r["train_dataset"] == "mnist"]
+    assert [float(r["mean"]) for r in curve] == [0.125, 0.375, 0.5, 0.75]
+    assert [float(r["low"]) for r in curve] == [0.0, 0.25, 0.25, 0.5]
+    assert [float(r["high"]) for r in curve] == [0.25, 0.5, 0.75, 1.0]
+    assert [int(r["position"]) for r in curve] == [0, 1, 2, 3]
+    assert {r["n_seeds"] for r in curve} == {"2"}
+    single = [
+        r for r in rows if r["test_dataset"] == "mnist" and r["train_dataset"] == "fashion_mnist"
+    ]
+    assert [float(r["mean"]) for r in single] == [0.25, 0.5, 0.5, 0.75]
+    assert single[0]["low"] == single[0]["high"] == single[0]["mean"]
+    # three curves (no Fashion-MNIST -> Fashion-MNIST file), kmnist ignored
+    assert len(rows) == 3 * 4
+    assert {r["test_dataset"] for r in rows} == {"mnist", "fashion_mnist"}
+    assert rows[0]["mean"] == "0.125000"  # fixed float format
+
+
+def test_fig3_names_tier_band_and_chance(tmp_path, fig3_files):
+    out = tmp_path / "fig3"
+    fig3_learning_curves.make(fig3_files, out)
+    svg = out.with_suffix(".svg").read_text(encoding="utf-8")
+    assert "tier: cpu" in svg
+    assert "min to max over seeds" in svg
+    assert "chance" in svg
+    assert CURRICULUM_TEXT not in svg
+
+
+def test_fig3_names_curriculum_deviation(tmp_path, fig3_files):
+    fig3_files.append(eval_file(tmp_path, "mnist", "mnist", 2, [0.0] * 4, curriculum=True))
+    out = tmp_path / "fig3"
+    fig3_learning_curves.make(fig3_files, out)
+    assert CURRICULUM_TEXT in out.with_suffix(".svg").read_text(encoding="utf-8")
+
+
+def test_fig3_rejects_two_files_for_one_seed(tmp_path, fig3_files):
+    fig3_files.append(fig3_files[0])
+    with pytest.raises(ValueError, match="both give"):
+        fig3_learning_curves.make(fig3_files, tmp_path / "fig3")
+
+
+def test_fig3_rejects_mixed_tiers(tmp_path, fig3_files):
+    fig3_files.append(eval_file(tmp_path, "mnist", "mnist", 5, [0.0] * 4, tier="ci"))
+    with pytest.raises(ValueError, match="tier"):
+        fig3_learning_curves.make(fig3_files, tmp_path / "fig3")
+
+
+def test_table1_pools_seeds_and_marks_missing_columns(tmp_path, table1_files):
+    out = tmp_path / "tables" / "table1"
+    table1.make(table1_files, out)
+    rows = read_rows(out.with_suffix(".csv"))
+    assert list(rows[0]) == list(table1.CSV_COLUMNS)
+    assert [r["dataset"] for r in rows] == list(table1.COLUMNS)
+    assert {r["method"] for r in rows} == {"transformer"}
+    by_dataset = {r["dataset"]: r for r in rows}
+
+    mnist = by_dataset["mnist"]
+    assert (mnist["correct"], mnist["count"], mnist["n_seeds"]) == ("500", "768", "2")
+    assert float(mnist["ours_accuracy"]) == pytest.approx(500 / 768, abs=1e-6)
+    assert float(mnist["paper_accuracy"]) == pytest.approx(0.7370)
+    assert mnist["status"] == "ok"
+    fashion = by_dataset["fashion_mnist"]
+    assert (fashion["correct"], fashion["count"], fashion["n_seeds"]) == ("192", "384", "1")
+
+    for dataset in ("kmnist", "random", "cifar10", "svhn"):
+        row = by_dataset[dataset]
+        assert row["status"] == "not available offline"
+        assert row["ours_accuracy"] == "NA"
+        assert row["count"] == "0"
+
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    ours = next(line for line in md.splitlines() if line.startswith("| GPICL Transformer (ours"))
+    cells = [c.strip() for c in ours.strip("|").split("|")][1:]
+    assert cells[0] == "65.10% (n=768, 2 seeds)"
+    assert cells[1] == "50.00% (n=384, 1 seed)"
+    assert cells[2:] == ["not available offline"] * 4
+    paper = next(line for line in md.splitlines() if line.startswith("| GPICL Transformer (paper"))
+    assert "73.70%" in paper and "14.58%" in paper
+    assert "Tier: cpu" in md
+    assert "position 9 (sequence length 10)" in md
+    assert "curriculum" not in md
+
+
+def test_table1_without_files_is_all_not_available(tmp_path):
+    out = tmp_path / "table1"
+    table1.make([], out)
+    rows = read_rows(out.with_suffix(".csv"))
+    assert [r["status"] for r in rows] == ["not available offline"] * 6
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert md.count("not available offline") >= 6
+
+
+def test_table1_names_curriculum_deviation(tmp_path, table1_files):
+    table1_files.append(
+        eval_file(tmp_path, "mnist", "kmnist", 0, [0.125] * 10, num_sequences=384, curriculum=True)
+    )
+    out = tmp_path / "table1"
+    table1.make(table1_files, out)
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "exemplar-repetition curriculum (deviation from the paper)" in md
+    assert "| GPICL Transformer (ours, curriculum) |" in md
+
+
+def test_table1_generic_rows_add_paper_baseline_below_ours(tmp_path, table1_files):
+    table1_files.append(
+        eval_file(
+            tmp_path, "mnist", "mnist", 0, [0.1] * 9 + [0.25], num_sequences=384, method="sgd"
+        )
+    )
+    out = tmp_path / "table1"
+    table1.make(table1_files, out)
+    rows = read_rows(out.with_suffix(".csv"))
+    assert [r["method"] for r in rows] == ["sgd"] * 6 + ["transformer"] * 6
+    assert float(rows[0]["paper_accuracy"]) == pytest.approx(0.7031)
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| SGD (ours) | 25.00% (n=384, 1 seed) |" in md
+
+
+def test_table1_expected_dataset_without_file_is_an_error(tmp_path, table1_files):
+    with pytest.raises(ValueError, match="kmnist"):
+        table1.make(table1_files, tmp_path / "table1", expected_datasets=["mnist", "kmnist"])
+    table1.make(table1_files, tmp_path / "table1", expected_datasets=["mnist", "fashion_mnist"])
+
+
+def test_table1_rejects_correct_last_that_disagrees_with_accuracy(tmp_path):
+    path = eval_file(tmp_path, "mnist", "mnist", 0, [0.1, 0.5], num_sequences=10)
+    text = path.read_text(encoding="utf-8").replace('"correct_last": 5', '"correct_last": 7')
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match="correct_last"):
+        table1.make([path], tmp_path / "table1")
+
+
+def test_save_figure_leaves_out_dates_and_versions(tmp_path):
+    fig = new_figure()
+    fig.subplots().plot([0, 1], [0, 1])
+    png, svg = save_figure(fig, tmp_path / "plain")
+    assert (png.name, svg.name) == ("plain.png", "plain.svg")
+    assert b"Software" not in png.read_bytes()
+    text = svg.read_text(encoding="utf-8")
+    assert "<dc:date>" not in text and "Matplotlib v" not in text
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_write_csv_fixed_float_format(tmp_path):
+    path = write_csv([{"a": 1, "b": 1 / 3}, {"a": 2, "b": None}], tmp_path / "x.csv")
+    assert path.read_bytes() == b"a,b\n1,0.333333\n2,NA\n"
+
+
+RUN_BOTH = """
+import sys
+from pathlib import Path
+from gpicl.figures import FIGURES
+out, files = Path(sys.argv[1]), sys.argv[2:]
+FIGURES["fig3"](files, out / "fig3")
+FIGURES["table1"](files, out / "table1")
+"""
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_outputs_are_byte_identical_across_processes(tmp_path, fig3_files):
+    """Two fresh interpreters with different hash seeds and reversed file order: same bytes."""
+    files = [str(p) for p in fig3_files]
+    results = []
+    for hash_seed, order in (("1", files), ("2", files[::-1])):
+        out = tmp_path / f"out{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "MPLBACKEND": "agg"}
+        subprocess.run([sys.executable, "-c", RUN_BOTH, str(out), *order], check=True, env=env)
+        results.append(outputs(out))
+    assert set(results[0]) == {
+        "fig3.png",
+        "fig3.svg",
+        "fig3.csv",
+        "table1.md",
+        "table1.csv",
+    }
+    for name in results[0]:
+        assert results[0][name] == results[1][name], name
+
+
+def test_same_process_twice_gives_same_bytes(tmp_path, fig3_files):
+    for name in ("a", "b"):
+        fig3_learning_curves.make(fig3_files, tmp_path / name / "fig3")
+        table1.make(fig3_files, tmp_path / name / "table1")
+    assert outputs(tmp_path / "a") == outputs(tmp_path / "b")
+
+
+def test_fig3_without_files_still_draws_empty_panels(tmp_path):
+    out = tmp_path / "fig3"
+    fig3_learning_curves.make([], out)
+    assert out.with_suffix(".csv").read_text(encoding="utf-8") == (
+        ",".join(fig3_learning_curves.CSV_COLUMNS) + "\n"
+    )
+    assert "no evaluation files" in out.with_suffix(".svg").read_text(encoding="utf-8")
