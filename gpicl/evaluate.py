@@ -1,0 +1,111 @@
+"""Per-position accuracy and loss on the fixed evaluation task sets (seen / unseen / identity).
+
+Seen ids come from the run's own training pool, unseen ids are negative (never drawn in
+training), identity is the raw dataset (no projection, no permutation). Headline number: the
+accuracy of the last prediction (REFERENCE.md section 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from gpicl.augment import apply_tasks, make_tokens
+from gpicl.cache import RANDOM_DATASET, eval_inputs
+from gpicl.io import rounded, write_json
+from gpicl.models import build_model
+from gpicl.repro import pick_device, set_determinism
+
+TASK_SETS = ("seen", "unseen", "identity")
+
+
+def task_ids_for(task_set: str, evalset: dict, num_tasks: int) -> torch.Tensor | None:
+    """The task ids a task set evaluates for a run trained on a pool of `num_tasks` ids."""
+    if task_set == "seen":
+        return evalset["seen_draws"] % num_tasks
+    if task_set == "unseen":
+        return evalset["unseen_ids"]
+    if task_set == "identity":
+        return None
+    raise ValueError(f"unknown task set {task_set!r}")
+
+
+@torch.no_grad()
+def per_position_stats(model, x, y, task_seed, ids, tasks_per_chunk: int = 4) -> dict:
+    """Sums of correct predictions and of losses per position over all sequences, in chunks of
+    tasks so memory stays bounded. x: (T, S, L, Nx), y: (T, S, L)."""
+    T, S, L, _ = x.shape
+    correct = torch.zeros(L, dtype=torch.int64)
+    loss_sum = torch.zeros(L, dtype=torch.float64)
+    device = next(model.parameters()).device
+    for lo in range(0, T, tasks_per_chunk):
+        hi = min(T, lo + tasks_per_chunk)
+        chunk_ids = None if ids is None else ids[lo:hi].to(device)
+        xt, yt = apply_tasks(x[lo:hi].to(device), y[lo:hi].to(device), task_seed, chunk_ids)
+        logits = model(make_tokens(xt, yt).flatten(0, 1)).float()  # (B, L, 10)
+        targets = yt.flatten(0, 1)
+        correct += (logits.argmax(-1) == targets).sum(0).cpu()
+        loss_sum += (
+            F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").sum(0).cpu().double()
+        )
+    n = T * S
+    return {
+        "num_tasks": T,
+        "num_sequences": n,
+        "accuracy": rounded((correct.double() / n).tolist()),
+        "loss": rounded((loss_sum / n).tolist()),
+        "correct_last": int(correct[-1]),
+    }
+
+
+def evaluate_run(
+    model_path: str | Path,
+    evalset_path: str | Path,
+    cache_path: str | Path | None,
+    out_path: str | Path,
+    experiment_meta: dict,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict:
+    """Score one trained run on one meta-test dataset; writes the result JSON."""
+    dev = pick_device(device)
+    set_determinism(0, threads)
+    saved = torch.load(model_path, map_location=dev, weights_only=True)
+    run_cfg = saved["config"]
+    evalset = torch.load(evalset_path, weights_only=True)
+    cache = None
+    if evalset["dataset"] != RANDOM_DATASET:
+        cache = torch.load(cache_path, weights_only=True)
+    x, y = eval_inputs(evalset, cache)
+    seq_len = run_cfg["train"]["seq_len"]
+    if x.shape[2] < seq_len:
+        raise ValueError(f"evaluation sequences ({x.shape[2]}) shorter than training ({seq_len})")
+    x, y = x[:, :, :seq_len], y[:, :, :seq_len]
+    model = build_model(run_cfg["model"], x.shape[-1], seq_len).to(dev)
+    model.load_state_dict(saved["model"])
+    model.eval()
+    result = dict(experiment_meta)
+    result.update(
+        run=run_cfg["name"],
+        dataset=evalset["dataset"],
+        train_dataset=run_cfg["train_dataset"],
+        seed=run_cfg["seed"],
+        method=run_cfg["model"].get("type", "transformer"),
+        curriculum=bool(run_cfg["train"].get("curriculum")),
+        sequence_length=seq_len,
+        num_params=model.num_params(),
+        task_sets={
+            name: per_position_stats(
+                model,
+                x,
+                y,
+                run_cfg["task_seed"],
+                task_ids_for(name, evalset, run_cfg["train"]["num_tasks"]),
+            )
+            for name in TASK_SETS
+        },
+    )
+    write_json(out_path, result)
+    return result

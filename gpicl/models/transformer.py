@@ -1,0 +1,114 @@
+"""Decoder-only causal Transformer with the authors' code defaults (REFERENCE.md section 2):
+pre-LayerNorm blocks, final LayerNorm, learned positions, MLP 4x with GELU, no dropout.
+Attention width is heads x key_size, independent of the model width."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gpicl.augment import NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    input_size: int  # Nx; tokens carry Nx + 10 features
+    seq_len: int = 100
+    width: int = 512  # "model size" on the paper's axes
+    layers: int = 4
+    heads: int = 8
+    key_size: int = 32  # per head
+    mlp_ratio: int = 4
+    pos_init_std: float = 0.1
+
+
+def _init_linear(layer: nn.Linear) -> None:
+    """Truncated normal with std 1/sqrt(fan_in) and zero bias (Haiku's Linear default)."""
+    std = 1.0 / math.sqrt(layer.in_features)
+    nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+    nn.init.zeros_(layer.bias)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.heads, self.key_size = cfg.heads, cfg.key_size
+        self.qkv = nn.Linear(cfg.width, 3 * cfg.heads * cfg.key_size)
+        self.out = nn.Linear(cfg.heads * cfg.key_size, cfg.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, _ = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, self.key_size).unbind(2)  # (B, L, H, K)
+        y = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+        )  # (B, H, L, K)
+        return self.out(y.transpose(1, 2).reshape(B, L, self.heads * self.key_size))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.ln_attn = nn.LayerNorm(cfg.width)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_mlp = nn.LayerNorm(cfg.width)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.width, cfg.mlp_ratio * cfg.width),
+            nn.GELU(),
+            nn.Linear(cfg.mlp_ratio * cfg.width, cfg.width),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_attn(x))
+        return x + self.mlp(self.ln_mlp(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Linear(cfg.input_size + NUM_CLASSES, cfg.width)
+        self.pos = nn.Parameter(torch.empty(cfg.seq_len, cfg.width))
+        nn.init.trunc_normal_(
+            self.pos, std=cfg.pos_init_std, a=-2 * cfg.pos_init_std, b=2 * cfg.pos_init_std
+        )
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.ln_final = nn.LayerNorm(cfg.width)
+        self.head = nn.Linear(cfg.width, NUM_CLASSES)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                _init_linear(module)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, L, Nx + 10) -> logits (B, L, 10); position t sees tokens 0..t only."""
+        L = tokens.shape[1]
+        h = self.embed(tokens) + self.pos[:L]  # (B, L, C)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.ln_final(h))
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def state_size(self) -> int:
+        """Accessible state: the keys and values cached over a full sequence, in every layer
+        (2 x layers x heads x key_size x seq_len numbers)."""
+        c = self.cfg
+        return 2 * c.layers * c.heads * c.key_size * c.seq_len
+
+    def flops_per_token(self) -> int:
+        """Forward multiply-adds x 2 per token, from the shapes (attention over a full sequence)."""
+        c = self.cfg
+        attn_width = c.heads * c.key_size
+        per_layer = (
+            c.width * 3 * attn_width  # qkv
+            + attn_width * c.width  # out projection
+            + 2 * c.width * c.mlp_ratio * c.width  # MLP
+            + attn_width * c.seq_len  # scores + weighted sum, causal: about half of 2 x L
+        )
+        return 2 * (
+            (c.input_size + NUM_CLASSES) * c.width + c.layers * per_layer + c.width * NUM_CLASSES
+        )

@@ -1,0 +1,194 @@
+"""Meta-training loop: flat and linear (build data, model, optimiser; loop; checkpoint).
+
+The batch of step s is a function of (run seed, s) only, and the checkpoint holds the model,
+the optimiser and the log rows so far, so a resumed run continues bit for bit on CPU.
+Files in the run folder: config.json, checkpoint.pt (working state, every `checkpoint_every`
+steps), log.csv, and at the end model.pt and done.json (the marker that the run finished).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gpicl.augment import BatchSpec, curriculum_examples, sample_training_batch, step_generator
+from gpicl.io import atomic_path, read_json, write_json, write_text
+from gpicl.models import build_model
+from gpicl.optim import Adam
+from gpicl.repro import pick_device, set_determinism
+
+LOG_COLUMNS = ("step", "loss", "accuracy", "grad_norm", "distinct_examples")
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def load_cache(path: str | Path, device: torch.device) -> dict:
+    """The augmentation cache of one (dataset, preprocessing spec): preprocessed tensors."""
+    cache = torch.load(path, map_location=device, weights_only=True)
+    return cache
+
+
+def batch_spec(train_cfg: dict) -> BatchSpec:
+    return BatchSpec(
+        num_tasks=train_cfg["num_tasks"],
+        tasks_per_step=train_cfg["tasks_per_step"],
+        seqs_per_task=train_cfg["seqs_per_task"],
+        seq_len=train_cfg["seq_len"],
+        bias_fraction=train_cfg.get("bias_fraction", 0.0),
+    )
+
+
+def _save_checkpoint(path: Path, model, optimizer, step: int, rows: list) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "log": rows,
+            },
+            tmp,
+        )
+
+
+def _write_log(path: Path, rows: list) -> None:
+    lines = [",".join(LOG_COLUMNS)]
+    for step, loss, acc, gnorm, k in rows:
+        lines.append(f"{step},{loss:.6f},{acc:.6f},{gnorm:.6e},{k}")
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def train(
+    run_cfg: dict,
+    cache_path: str | Path,
+    run_dir: str | Path,
+    device: str = "auto",
+    threads: int | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Meta-train one run to its fixed step budget (resuming from checkpoint.pt if present).
+
+    `stop_after` ends the call early after that many total steps (for tests of resumption);
+    the run then has a checkpoint but no done.json.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    set_determinism(run_cfg["seed"], threads)
+    tcfg = run_cfg["train"]
+    cfg_path = run_dir / "config.json"
+    if cfg_path.exists() and read_json(cfg_path) != run_cfg:
+        # A changed configuration must not resume a checkpoint made under another one.
+        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    write_json(cfg_path, run_cfg)
+
+    cache = load_cache(cache_path, dev)
+    x_train, y_train = cache["x_train"], cache["y_train"]
+    spec = batch_spec(tcfg)
+    model = build_model(run_cfg["model"], x_train.shape[1], spec.seq_len).to(dev)
+    optimizer = Adam(model.parameters(), lr=tcfg["lr"], eps=tcfg["eps"], eps_root=tcfg["eps_root"])
+
+    start, rows = 0, []
+    ckpt_path = run_dir / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, rows = ckpt["step"], [tuple(r) for r in ckpt["log"]]
+
+    steps = tcfg["steps"]
+    end = steps if stop_after is None else min(steps, stop_after)
+    curriculum = tcfg.get("curriculum")
+    use_amp = dev.type == "cuda" and tcfg.get("amp", True)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+    every = tcfg["checkpoint_every"]
+    pending = []  # per-step stats kept on the device; read back at checkpoints (no per-step sync)
+    t0 = time.perf_counter()
+    bar = tqdm(
+        total=steps,
+        initial=start,
+        desc=run_cfg["name"],
+        disable=not progress,
+        mininterval=2.0,
+        unit="step",
+    )
+
+    def flush() -> None:
+        if not pending:
+            return
+        stats = torch.stack([p[1] for p in pending]).tolist()
+        for (s, k), (loss, acc, gnorm) in zip([(p[0], p[2]) for p in pending], stats, strict=True):
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"{run_cfg['name']}: non-finite loss {loss} at step {s}; the run stops "
+                    f"here without a done marker (last checkpoint: step {start_ckpt[0]})"
+                )
+            rows.append((s, loss, acc, gnorm, k))
+        bar.set_postfix(loss=f"{rows[-1][1]:.4f}", acc=f"{rows[-1][2]:.3f}")
+        pending.clear()
+
+    start_ckpt = [start]
+    model.train()
+    for step in range(start, end):
+        k = None
+        if curriculum:
+            k = curriculum_examples(
+                step, curriculum["start_examples"], curriculum["anneal_steps"], x_train.shape[0]
+            )
+        gen = step_generator(run_cfg["seed"], step, dev)
+        tokens, targets, _ = sample_training_batch(
+            spec, x_train, y_train, run_cfg["task_seed"], gen, k
+        )
+        with autocast:
+            logits = model(tokens)
+        # Cross-entropy at every position, averaged over positions, sequences and tasks.
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()])
+        )
+        optimizer.step()
+        acc = (logits.argmax(-1) == targets).float().mean()
+        pending.append((step + 1, torch.stack([loss.detach(), acc, grad_norm]), k or 0))
+        bar.update(1)
+        if (step + 1) % every == 0 or step + 1 == end:
+            flush()
+            _save_checkpoint(ckpt_path, model, optimizer, step + 1, rows)
+            _write_log(run_dir / "log.csv", rows)
+            start_ckpt[0] = step + 1
+    flush()
+    bar.close()
+    seconds = time.perf_counter() - t0
+    summary = {"steps_done": end, "finished": end == steps}
+    if end == steps:
+        with atomic_path(run_dir / "model.pt") as tmp:
+            torch.save({"model": model.state_dict(), "config": run_cfg}, tmp)
+        summary.update(
+            name=run_cfg["name"],
+            final_loss=round(rows[-1][1], 6),
+            final_accuracy=round(rows[-1][2], 6),
+            num_params=model.num_params(),
+            state_size=model.state_size(),
+        )
+        write_json(run_dir / "done.json", summary)
+        # Timing is machine-dependent: kept out of done.json so results stay byte-identical.
+        write_json(
+            run_dir / "timing.json",
+            {
+                "device": str(dev),
+                "seconds_this_call": round(seconds, 1),
+                "steps_this_call": end - start,
+                "steps_per_second": round((end - start) / max(seconds, 1e-9), 3),
+            },
+        )
+    return summary
