@@ -1,0 +1,33 @@
+rule data_cache:
+    input:
+        npz="resources/datasets/{dataset}.npz",
+        src=SRC["cache"],
+    output:
+        "results/cache/{dataset}-r{resize}c{channels}.pt",
+    log:
+        "logs/cache/{dataset}-r{resize}c{channels}.log",
+    conda:
+        "../envs/gpicl.yaml"
+    shell:
+        "gpicl cache --npz {input.npz} --resize {wildcards.resize} "
+        "--channels {wildcards.channels} --out {output} > {log} 2>&1"
+
+
+rule evalset:
+    input:
+        unpack(evalset_inputs),
+    output:
+        "results/{tier}/evalsets/{test}.pt",
+    log:
+        "logs/{tier}/evalsets/{test}.log",
+    conda:
+        "../envs/gpicl.yaml"
+    params:
+        options=evalset_options,
+    shell:
+        "gpicl evalset {wildcards.test} {params.options} --out {output} > {log} 2>&1"
+
+
+rule cache:
+    input:
+        cache_targets(config["tier"]),

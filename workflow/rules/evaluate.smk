@@ -1,0 +1,22 @@
+rule evaluate:
+    input:
+        unpack(evaluate_inputs),
+    output:
+        "results/{tier}/eval/{experiment}/{dataset}-s{seed}/{test}.json",
+    log:
+        "logs/{tier}/eval/{experiment}/{dataset}-s{seed}/{test}.log",
+    conda:
+        "../envs/gpicl.yaml"
+    threads: tier_threads
+    params:
+        cache=cache_option,
+        device=tier_device,
+    shell:
+        "gpicl evaluate --model {input.model} --evalset {input.evalset} {params.cache} "
+        "--out {output} --tier {wildcards.tier} --device {params.device} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule evaluate_all:
+    input:
+        fig3_eval_files(config["tier"]),

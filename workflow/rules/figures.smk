@@ -1,0 +1,31 @@
+rule fig3:
+    input:
+        unpack(fig3_inputs),
+    output:
+        multiext("results/{tier}/figures/fig3_learning_curves", ".png", ".svg", ".csv"),
+    log:
+        "logs/{tier}/figures/fig3.log",
+    conda:
+        "../envs/gpicl.yaml"
+    shell:
+        "gpicl figure fig3 --out results/{wildcards.tier}/figures/fig3_learning_curves "
+        "{input.evals} > {log} 2>&1"
+
+
+rule table1:
+    input:
+        unpack(table1_inputs),
+    output:
+        multiext("results/{tier}/tables/table1", ".md", ".csv"),
+    log:
+        "logs/{tier}/figures/table1.log",
+    conda:
+        "../envs/gpicl.yaml"
+    shell:
+        "gpicl figure table1 --out results/{wildcards.tier}/tables/table1 "
+        "{input.evals} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        figure_targets(config["tier"]),
