@@ -140,15 +140,20 @@ class BatchSpec:
     bias_fraction: float = 0.0  # fraction of a step's tasks replaced by task 0
 
 
-def curriculum_examples(step: int, start: int, anneal_steps: int, num_train: int) -> int | None:
+def curriculum_examples(
+    step: int, start: int, hold_steps: int, anneal_steps: int, num_train: int
+) -> int | None:
     """Distinct base examples a training sequence may draw from at `step` (None = i.i.d.).
 
-    Grows geometrically from `start` to the whole training split over `anneal_steps`.
+    `start` examples for the first `hold_steps` steps (long enough to leave the loss plateau),
+    then geometric growth to the whole training split over `anneal_steps`, then i.i.d.
     """
-    if anneal_steps <= 0 or step >= anneal_steps:
+    if step < hold_steps:
+        return start
+    progress = (step - hold_steps) / anneal_steps if anneal_steps > 0 else 1.0
+    if progress >= 1.0:
         return None
-    k = start * (num_train / start) ** (step / anneal_steps)
-    return min(num_train, max(start, round(k)))
+    return min(num_train, max(start, round(start * (num_train / start) ** progress)))
 
 
 def draw_task_ids(spec: BatchSpec, gen: torch.Generator, device: torch.device) -> torch.Tensor:

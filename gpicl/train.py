@@ -142,7 +142,11 @@ def train(
         k = None
         if curriculum:
             k = curriculum_examples(
-                step, curriculum["start_examples"], curriculum["anneal_steps"], x_train.shape[0]
+                step,
+                curriculum["start_examples"],
+                curriculum["hold_steps"],
+                curriculum["anneal_steps"],
+                x_train.shape[0],
             )
         gen = step_generator(run_cfg["seed"], step, dev)
         tokens, targets, _ = sample_training_batch(
