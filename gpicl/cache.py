@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from gpicl.augment import NUM_CLASSES, PreprocessSpec, preprocess_images, random_dataset_images
-from gpicl.io import atomic_path
+from gpicl.io import save_torch
 
 RANDOM_DATASET = "random"
 
@@ -30,8 +30,7 @@ def build_data_cache(npz_path: str | Path, spec: PreprocessSpec, out_path: str |
         "std": std,
         "spec": spec.tag,
     }
-    with atomic_path(out_path) as tmp:
-        torch.save(cache, tmp)
+    save_torch(cache, out_path)
 
 
 def build_eval_set(
@@ -72,8 +71,7 @@ def build_eval_set(
         evalset["indices"] = torch.randint(
             0, num_test, (num_tasks, seqs_per_task, seq_len), generator=gen
         )
-    with atomic_path(out_path) as tmp:
-        torch.save(evalset, tmp)
+    save_torch(evalset, out_path)
 
 
 def eval_inputs(evalset: dict, cache: dict | None) -> tuple[torch.Tensor, torch.Tensor]:

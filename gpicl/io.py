@@ -44,6 +44,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, sort_keys=True, indent=1) + "\n")
 
 
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save, atomically and byte-reproducibly: writing through a file handle keeps the
+    random temporary name out of the archive (torch names its records after a path's stem)."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

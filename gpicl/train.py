@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gpicl.augment import BatchSpec, curriculum_examples, sample_training_batch, step_generator
-from gpicl.io import atomic_path, read_json, write_json, write_text
+from gpicl.io import read_json, save_torch, write_json, write_text
 from gpicl.models import build_model
 from gpicl.optim import Adam
 from gpicl.repro import pick_device, set_determinism
@@ -47,16 +47,8 @@ def batch_spec(train_cfg: dict) -> BatchSpec:
 
 
 def _save_checkpoint(path: Path, model, optimizer, step: int, rows: list) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "log": rows,
-            },
-            tmp,
-        )
+    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    save_torch({**state, "log": rows}, path)
 
 
 def _write_log(path: Path, rows: list) -> None:
@@ -175,8 +167,7 @@ def train(
     seconds = time.perf_counter() - t0
     summary = {"steps_done": end, "finished": end == steps}
     if end == steps:
-        with atomic_path(run_dir / "model.pt") as tmp:
-            torch.save({"model": model.state_dict(), "config": run_cfg}, tmp)
+        save_torch({"model": model.state_dict(), "config": run_cfg}, run_dir / "model.pt")
         summary.update(
             name=run_cfg["name"],
             final_loss=round(rows[-1][1], 6),
