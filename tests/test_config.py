@@ -1,0 +1,117 @@
+"""gpicl.config: params.yaml validated against the shared schema (bad keys named before any
+compute), the paper tier carrying the authors' defaults, and run configs resolved from it."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from gpicl.augment import UNLIMITED_TASKS
+from gpicl.config import (
+    REPO_ROOT,
+    ParamsError,
+    load_params,
+    preprocess_spec,
+    run_config,
+    validate_params,
+)
+
+PARAMS_PATH = REPO_ROOT / "params.yaml"
+
+
+@pytest.fixture(scope="module")
+def repo_params() -> dict:
+    return yaml.safe_load(PARAMS_PATH.read_text())
+
+
+@pytest.fixture
+def params(repo_params) -> dict:
+    return copy.deepcopy(repo_params)
+
+
+def test_repo_params_yaml_is_valid():
+    params = load_params(PARAMS_PATH)
+    assert params["tier"] in params["tiers"]
+
+
+def rejection(params: dict) -> str:
+    with pytest.raises(ParamsError) as info:
+        validate_params(params)
+    return str(info.value)
+
+
+def test_wrong_type_is_rejected_naming_the_key(params):
+    params["tiers"]["cpu"]["train"]["lr"] = "x"
+    assert "tiers.cpu.train.lr" in rejection(params)
+
+
+def test_unknown_key_is_rejected_naming_it(params):
+    params["tiers"]["cpu"]["model"]["widht"] = 64
+    message = rejection(params)
+    assert "widht" in message and "tiers.cpu.model" in message
+
+
+def test_unknown_tier_is_rejected(params):
+    params["tier"] = "gpu"
+    message = rejection(params)
+    assert "tier:" in message and "gpu" in message
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("tiers", "paper", "train", "num_tasks"), 0),
+        (("tiers", "paper", "train", "num_tasks"), "infinite"),
+        (("tiers", "ci", "train", "bias_fraction"), 1.5),
+        (("tiers", "ci", "preprocess", "channels"), 2),
+        (("tiers", "ci", "train", "seq_len"), 1),
+        (("tiers", "cpu", "train", "eps_root"), -1e-8),
+    ],
+)
+def test_out_of_range_values_are_rejected_naming_the_key(params, path, value):
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    assert ".".join(path) in rejection(params)
+
+
+def test_missing_required_key_is_rejected(params):
+    del params["tiers"]["cpu"]["train"]["eps_root"]
+    message = rejection(params)
+    assert "tiers.cpu.train" in message and "eps_root" in message
+
+
+def test_paper_tier_carries_the_authors_defaults(repo_params):
+    paper = repo_params["tiers"]["paper"]
+    model, train = paper["model"], paper["train"]
+    assert (model["width"], model["layers"], model["heads"], model["key_size"]) == (512, 4, 8, 32)
+    assert model["mlp_ratio"] == 4
+    assert train["seq_len"] == 100
+    assert (train["tasks_per_step"], train["seqs_per_task"]) == (16, 32)  # 512 sequences a step
+    assert train["lr"] == 1e-3 and train["steps"] == 50_000
+    assert train["eps"] == 1e-8 and train["eps_root"] == 1e-8
+    assert train["bias_fraction"] == 0.0 and train["curriculum"] is None
+    assert paper["preprocess"] == {"resize": 14, "channels": 1}
+    assert (paper["eval"]["tasks"], paper["eval"]["seqs_per_task"]) == (32, 128)
+
+
+def test_run_config_maps_unlimited_tasks_and_keeps_integers(params):
+    params["tiers"]["ci"]["train"]["num_tasks"] = "unlimited"
+    validate_params(params)
+    cfg = run_config(params, "ci", "fig3", "mnist", 1)
+    assert cfg["train"]["num_tasks"] == UNLIMITED_TASKS
+    assert params["tiers"]["ci"]["train"]["num_tasks"] == "unlimited"  # params left untouched
+    assert cfg["name"] == "fig3/mnist-s1" and cfg["seed"] == 1
+    assert cfg["task_seed"] == params["task_seed"]
+    assert cfg["model"] == params["tiers"]["ci"]["model"]
+
+    params["tiers"]["ci"]["train"]["num_tasks"] = 8
+    assert run_config(params, "ci", "fig3", "mnist", 1)["train"]["num_tasks"] == 8
+
+
+def test_preprocess_spec_from_tier(repo_params):
+    spec = preprocess_spec(repo_params["tiers"]["paper"])
+    assert spec.input_size == 196 and spec.tag == "r14c1"
