@@ -88,7 +88,8 @@ def task_projections(seed: int, ids: torch.Tensor, input_size: int) -> torch.Ten
 
 def task_permutations(seed: int, ids: torch.Tensor) -> torch.Tensor:
     """(T, 10) label permutations: rho(y) = perm[task, y]."""
-    return torch.argsort(hash_uniform(seed, ids, NUM_CLASSES, _STREAM_PERMUTATION), dim=1)
+    keys = hash_bits(seed, ids, NUM_CLASSES, _STREAM_PERMUTATION)
+    return torch.argsort(keys, dim=1, stable=True)  # ties (rare) broken by label, on any device
 
 
 def random_dataset_images(seed: int, slots: torch.Tensor, input_size: int) -> torch.Tensor:

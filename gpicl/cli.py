@@ -71,6 +71,7 @@ def _cmd_train(args) -> None:
         args.run_dir,
         device=args.device,
         threads=args.threads,
+        stop_after=args.stop_after,
         progress=not args.no_progress,
     )
 
@@ -137,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        help="end this call after that many total steps (resumable; no done marker)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="score one run on one meta-test dataset")

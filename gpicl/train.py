@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import resource
 import time
 from pathlib import Path
 
@@ -56,6 +57,22 @@ def _write_log(path: Path, rows: list) -> None:
     for step, loss, acc, gnorm, k in rows:
         lines.append(f"{step},{loss:.6f},{acc:.6f},{gnorm:.6e},{k}")
     write_text(path, "\n".join(lines) + "\n")
+
+
+def _timing(dev: torch.device, seconds: float, steps: int) -> dict:
+    """Wall time and peak memory of this call (resident set on CPU, allocator peak on CUDA)."""
+    if dev.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "seconds_this_call": round(seconds, 2),
+        "steps_this_call": steps,
+        "steps_per_second": round(steps / max(seconds, 1e-9), 3),
+        "peak_memory_mb": round(peak_mb, 1),
+    }
 
 
 def train(
@@ -176,14 +193,6 @@ def train(
             state_size=model.state_size(),
         )
         write_json(run_dir / "done.json", summary)
-        # Timing is machine-dependent: kept out of done.json so results stay byte-identical.
-        write_json(
-            run_dir / "timing.json",
-            {
-                "device": str(dev),
-                "seconds_this_call": round(seconds, 1),
-                "steps_this_call": end - start,
-                "steps_per_second": round((end - start) / max(seconds, 1e-9), 3),
-            },
-        )
+    # Machine-dependent numbers stay out of done.json so that results are byte-identical.
+    write_json(run_dir / "timing.json", _timing(dev, seconds, end - start))
     return summary
