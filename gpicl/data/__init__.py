@@ -1,11 +1,20 @@
-"""Datasets: registry (URLs, md5s, shapes), sources (canonical hosts, offline packages), idx.
+"""Datasets: registry (URLs, md5s, shapes), sources (canonical hosts, offline packages, a local
+folder), parsers (idx, CIFAR-10 pickles, SVHN .mat).
 
 `prepare_dataset` is what the CLI and the workflow call; `load_npz` reads its output back.
 """
 
 from gpicl.data.checksums import ChecksumError
+from gpicl.data.formats import DatasetFormatError
 from gpicl.data.idx import IdxFormatError, encode_idx, parse_idx
-from gpicl.data.prepare import SOURCES, load_npz, prepare_dataset, verify_npz
+from gpicl.data.prepare import (
+    SOURCES,
+    is_folder_source,
+    load_npz,
+    prepare_dataset,
+    source_plan,
+    verify_npz,
+)
 from gpicl.data.registry import (
     ARRAY_KEYS,
     DATASET_NAMES,
@@ -24,14 +33,17 @@ __all__ = [
     "OFFLINE_DATASET_NAMES",
     "SOURCES",
     "ChecksumError",
+    "DatasetFormatError",
     "DatasetSpec",
     "DatasetUnavailableError",
     "IdxFormatError",
     "RemoteFile",
     "encode_idx",
     "get_spec",
+    "is_folder_source",
     "load_npz",
     "parse_idx",
     "prepare_dataset",
+    "source_plan",
     "verify_npz",
 ]

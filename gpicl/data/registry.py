@@ -1,8 +1,9 @@
 """What each dataset is: where it is served, which files, their md5s and the shapes they hold.
 
 The registry is plain data so that sources, parsers and tests share one description of every
-dataset. Formats other than idx (CIFAR-10 pickles, SVHN .mat) get their own `format` value and
-parser when they are added.
+dataset. `format` names the parser (gpicl.data.formats.PARSERS) that turns the verified files into
+the four arrays; `files` maps a parser's key to the file that holds it (for idx datasets the key is
+the array the file holds). `shapes` are the real sizes; tests register variants with small ones.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ class DatasetSpec:
     name: str
     title: str
     base_urls: tuple[str, ...]  # mirrors, tried in order
-    files: dict[str, RemoteFile]  # output array key -> file that holds it
+    files: dict[str, RemoteFile]  # parser's key -> file (idx: the output array it holds)
     shapes: dict[str, tuple[int, ...]]  # output array key -> expected shape
     num_classes: int = 10
-    format: str = "idx"
+    format: str = "idx"  # "idx", "cifar10_python" or "svhn_mat"
     offline_source: str | None = None  # key of gpicl.data.sources.OFFLINE_SOURCES
 
 
@@ -118,6 +119,47 @@ DATASETS: dict[str, DatasetSpec] = {
             },
         ),
         shapes=_MNIST_LIKE_SHAPES,
+        offline_source=None,
+    ),
+    # One pickle tarball; its md5 is checked before anything in it is unpickled.
+    "cifar10": DatasetSpec(
+        name="cifar10",
+        title="CIFAR-10",
+        base_urls=("https://www.cs.toronto.edu/~kriz/",),
+        files={
+            "archive": RemoteFile(
+                "cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a", compression=None
+            ),
+        },
+        shapes={
+            "x_train": (50000, 32, 32, 3),
+            "y_train": (50000,),
+            "x_test": (10000, 32, 32, 3),
+            "y_test": (10000,),
+        },
+        format="cifar10_python",
+        offline_source=None,
+    ),
+    # Cropped digits (format 2); the "extra" split is not used.
+    "svhn": DatasetSpec(
+        name="svhn",
+        title="SVHN",
+        base_urls=("http://ufldl.stanford.edu/housenumbers/",),
+        files={
+            "train": RemoteFile(
+                "train_32x32.mat", md5="e26dedcc434d2e4c54c9b2d4a06d8373", compression=None
+            ),
+            "test": RemoteFile(
+                "test_32x32.mat", md5="eb5a983be6a315427106f1b164d9cef3", compression=None
+            ),
+        },
+        shapes={
+            "x_train": (73257, 32, 32, 3),
+            "y_train": (73257,),
+            "x_test": (26032, 32, 32, 3),
+            "y_test": (26032,),
+        },
+        format="svhn_mat",
         offline_source=None,
     ),
 }

@@ -1,4 +1,5 @@
-"""Where dataset bytes come from: the canonical hosts (through pooch) or pinned offline packages.
+"""Where dataset bytes come from: canonical hosts (through pooch), pinned offline packages, or a
+local folder the user filled with the official files.
 
 Every source returns the same thing, the decompressed bytes of the canonical files keyed by
 their served names, so one check against the registry's md5s (in `prepare`) covers them all.
@@ -26,7 +27,7 @@ from urllib.request import url2pathname
 import numpy as np
 import pooch
 
-from gpicl.data.checksums import ChecksumError, check_file_digest, file_digest_hex
+from gpicl.data.checksums import ChecksumError, check_file_digest, file_digest_hex, md5_hex
 from gpicl.data.idx import encode_idx
 from gpicl.data.registry import DatasetSpec, RemoteFile
 
@@ -34,7 +35,17 @@ SUBPROCESS_TIMEOUT_S = 600  # a registry that stops answering must not hang a pi
 
 
 class DatasetUnavailableError(RuntimeError):
-    """A source could not deliver the dataset (no network, missing tool, no offline source)."""
+    """A source could not deliver the dataset (no network, missing tool, no offline source).
+
+    `dataset` (registry name) and `reason` (one line, for a table note) are set on the error
+    that `prepare_dataset` raises once every source it tried failed; str(err) has the details
+    and the ways to provide the dataset.
+    """
+
+    def __init__(self, message: str, dataset: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.dataset = dataset
+        self.reason = reason if reason is not None else message.splitlines()[0]
 
 
 def log(message: str) -> None:
@@ -145,6 +156,57 @@ def fetch_canonical(
     raise DatasetUnavailableError(
         f"{spec.title}: no canonical mirror could be reached:\n  " + "\n  ".join(failures)
     )
+
+
+# --- a folder the user filled by hand ---------------------------------------------------------
+
+
+def folder_candidates(spec: DatasetSpec, folder: str | os.PathLike) -> tuple[Path, Path]:
+    """Where a local folder may hold a dataset's files: <folder>/<name>/ first, then <folder>/.
+
+    The subfolder lets one folder serve every dataset although MNIST, Fashion-MNIST and KMNIST
+    share file names.
+    """
+    return Path(folder) / spec.name, Path(folder)
+
+
+def _served_or_content_match(data: bytes, file: RemoteFile, path: Path) -> bytes:
+    """Decompressed bytes of a hand-placed file whose bytes match the registry.
+
+    The served md5 is the check; a re-compressed idx file (e.g. Debian's Fashion-MNIST) is also
+    accepted when the registry knows the md5 of the decompressed bytes, which `prepare` checks.
+    """
+    actual = md5_hex(data)
+    if actual == file.md5:
+        return decompress(data, file.compression)
+    if file.content_md5 is not None and file.compression is not None:
+        try:
+            return decompress(data, file.compression)
+        except (OSError, EOFError, ValueError):
+            pass  # not even the right container: report the served md5 below
+    raise ChecksumError(str(path), file.md5, actual, "md5", "as served")
+
+
+def fetch_folder(spec: DatasetSpec, folder: str | os.PathLike) -> dict[str, bytes]:
+    """The official files placed by hand in `folder` (or folder/<name>/), checked like downloads.
+
+    The folder is only read: a file with the wrong md5 raises ChecksumError and stays where it is.
+    """
+    candidates = folder_candidates(spec, folder)
+    found: dict[str, Path] = {}
+    for file in spec.files.values():
+        path = next((d / file.name for d in candidates if (d / file.name).is_file()), None)
+        if path is not None:
+            found[file.name] = path
+    missing = [file.name for file in spec.files.values() if file.name not in found]
+    if missing:
+        raise DatasetUnavailableError(
+            f"{spec.title}: {', '.join(missing)} not found in {candidates[0]}/ or {candidates[1]}/"
+        )
+    return {
+        file.name: _served_or_content_match(found[file.name].read_bytes(), file, found[file.name])
+        for file in spec.files.values()
+    }
 
 
 def discard_cached(spec: DatasetSpec, download_dir: str | os.PathLike, file_name: str) -> None:
