@@ -160,16 +160,18 @@ def test_table1_pools_seeds_and_marks_missing_columns(tmp_path, table1_files):
 
     for dataset in ("kmnist", "random", "cifar10", "svhn"):
         row = by_dataset[dataset]
-        assert row["status"] == "not available offline"
+        assert row["status"] == "data not available"
         assert row["ours_accuracy"] == "NA"
         assert row["count"] == "0"
+        assert row["reason"] == "no evaluation file"
+    assert mnist["reason"] == "NA"
 
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     ours = next(line for line in md.splitlines() if line.startswith("| GPICL Transformer (ours"))
     cells = [c.strip() for c in ours.strip("|").split("|")][1:]
     assert cells[0] == "65.10% (n=768, 2 seeds)"
     assert cells[1] == "50.00% (n=384, 1 seed)"
-    assert cells[2:] == ["not available offline"] * 4
+    assert cells[2:] == ["data not available"] * 4
     paper = next(line for line in md.splitlines() if line.startswith("| GPICL Transformer (paper"))
     assert "73.70%" in paper and "14.58%" in paper
     assert "Tier: cpu" in md
@@ -181,9 +183,9 @@ def test_table1_without_files_is_all_not_available(tmp_path):
     out = tmp_path / "table1"
     table1.make([], out)
     rows = read_rows(out.with_suffix(".csv"))
-    assert [r["status"] for r in rows] == ["not available offline"] * 6
+    assert [r["status"] for r in rows] == ["data not available"] * 6
     md = out.with_suffix(".md").read_text(encoding="utf-8")
-    assert md.count("not available offline") >= 6
+    assert md.count("data not available") >= 6
 
 
 def test_table1_names_curriculum_deviation(tmp_path, table1_files):
@@ -216,6 +218,71 @@ def test_table1_expected_dataset_without_file_is_an_error(tmp_path, table1_files
     with pytest.raises(ValueError, match="kmnist"):
         table1.make(table1_files, tmp_path / "table1", expected_datasets=["mnist", "kmnist"])
     table1.make(table1_files, tmp_path / "table1", expected_datasets=["mnist", "fashion_mnist"])
+
+
+PAPER_DATASETS = ["mnist", "fashion_mnist", "kmnist", "random", "cifar10", "svhn"]
+
+
+def test_table1_unavailable_datasets_say_why_under_the_table(tmp_path, table1_files):
+    table1_files.append(eval_file(tmp_path, "mnist", "random", 0, [0.5] * 10, num_sequences=384))
+    unavailable = {
+        "svhn": "not obtainable with source='auto': download: no canonical mirror could be reached",
+        "kmnist": "no internet\n  (offline machine)",  # folded onto one line
+        "cifar10": "checksum mismatch",
+    }
+    out = tmp_path / "table1"
+    # the paper tier expects every column: an unavailable one is not an error
+    table1.make(table1_files, out, expected_datasets=PAPER_DATASETS, unavailable=unavailable)
+    rows = {r["dataset"]: r for r in read_rows(out.with_suffix(".csv"))}
+    assert rows["kmnist"]["status"] == "data not available"
+    assert rows["kmnist"]["reason"] == "no internet (offline machine)"
+    assert rows["svhn"]["reason"] == unavailable["svhn"]
+    assert rows["cifar10"]["ours_accuracy"] == "NA" and rows["cifar10"]["count"] == "0"
+    assert rows["random"]["status"] == "ok"
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    ours = next(line for line in md.splitlines() if line.startswith("| GPICL Transformer (ours"))
+    cells = [c.strip() for c in ours.strip("|").split("|")][1:]
+    assert [cells[i] for i in (2, 4, 5)] == ["data not available"] * 3
+    assert all(cell for cell in cells)  # never blank
+    note = md.split("Data not available:\n\n", 1)[1].splitlines()
+    assert note == [
+        "- KMNIST: no internet (offline machine)",
+        "- CIFAR10: checksum mismatch",
+        f"- SVHN: {unavailable['svhn']}",
+    ]
+    # without `unavailable` the paper tier's missing columns are errors, as before
+    with pytest.raises(ValueError, match="kmnist.*not marked unavailable"):
+        table1.make(table1_files, out, expected_datasets=PAPER_DATASETS)
+    with pytest.raises(ValueError, match="svhn"):
+        table1.make(
+            table1_files,
+            out,
+            expected_datasets=PAPER_DATASETS,
+            unavailable={"kmnist": "x", "cifar10": "y"},
+        )
+
+
+def test_table1_rejects_contradictory_or_unknown_unavailable_entries(tmp_path, table1_files):
+    out = tmp_path / "table1"
+    with pytest.raises(ValueError, match="fashion_mnist is marked unavailable.*evaluation files"):
+        table1.make(table1_files, out, unavailable={"fashion_mnist": "no data"})
+    with pytest.raises(ValueError, match="imagenet"):
+        table1.make(table1_files, out, unavailable={"imagenet": "no data"})
+    with pytest.raises(ValueError, match="needs a reason"):
+        table1.make(table1_files, out, unavailable={"kmnist": "  "})
+    assert not out.with_suffix(".md").exists()
+
+
+def test_table1_reads_unavailable_from_availability_records(tmp_path, table1_files):
+    records = [
+        {"dataset": "kmnist", "available": False, "path": None, "reason": "no offline source"},
+        {"dataset": "mnist", "available": True, "path": "x.npz", "reason": None},
+    ]
+    paths = []
+    for record in records:
+        paths.append(tmp_path / "status" / f"{record['dataset']}.json")
+        write_json(paths[-1], record)
+    assert table1.load_unavailable(paths) == {"kmnist": "no offline source"}
 
 
 def test_table1_rejects_correct_last_that_disagrees_with_accuracy(tmp_path):

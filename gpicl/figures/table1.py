@@ -3,17 +3,18 @@
 One row per method found in the evaluation files (the GPICL Transformer row always), one column
 per meta-test dataset. Our number pools seeds (sum of correct last predictions over sum of
 sequences) and shows the count behind it; the paper's number sits in the row below. A column
-without an evaluation file says "not available offline", never a number from elsewhere.
+without an evaluation file says "data not available", never a number from elsewhere; the caller
+may say why per dataset (`unavailable`), shown in a note under the table and in the CSV.
 Writes `<prefix>.md` and `<prefix>.csv`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from gpicl.io import write_text
+from gpicl.io import read_json, write_text
 from gpicl.plotting import (
     DATASET_LABELS,
     METHOD_LABELS,
@@ -27,7 +28,8 @@ TRAIN_DATASET = "mnist"
 TASK_SET = "unseen"
 COLUMNS = ("mnist", "fashion_mnist", "kmnist", "random", "cifar10", "svhn")
 ALWAYS_ROWS = ("transformer",)  # shown even without evaluation files
-NOT_AVAILABLE = "not available offline"
+NOT_AVAILABLE = "data not available"
+NO_EVAL_FILE = "no evaluation file"  # the reason shown when the caller gave none
 CSV_COLUMNS = (
     "method",
     "dataset",
@@ -37,6 +39,7 @@ CSV_COLUMNS = (
     "n_seeds",
     "paper_accuracy",
     "status",
+    "reason",
 )
 
 # Kirsch et al. 2022, Table 1, in percent as printed: accuracy of the 100th prediction,
@@ -50,8 +53,10 @@ PAPER_TABLE1_PERCENT: dict[str, dict[str, float]] = {
 }
 
 
-def pooled_cell(method: str, dataset: str, records: Sequence[dict]) -> dict:
-    """One CSV row: our pooled last-position accuracy (or NA) beside the paper's value."""
+def pooled_cell(
+    method: str, dataset: str, records: Sequence[dict], reason: str | None = None
+) -> dict:
+    """One CSV row: our pooled last-position accuracy (or NA and why) beside the paper's value."""
     paper = PAPER_TABLE1_PERCENT.get(method, {}).get(dataset)
     correct = sum(int(r["task_sets"][TASK_SET]["correct_last"]) for r in records)
     count = sum(int(r["task_sets"][TASK_SET]["num_sequences"]) for r in records)
@@ -64,6 +69,7 @@ def pooled_cell(method: str, dataset: str, records: Sequence[dict]) -> dict:
         "n_seeds": len({r["seed"] for r in records}),
         "paper_accuracy": paper / 100.0 if paper is not None else None,
         "status": "ok" if count else NOT_AVAILABLE,
+        "reason": None if count else (reason or NO_EVAL_FILE),
     }
 
 
@@ -77,10 +83,34 @@ def check_correct_last(path: Path, record: dict) -> None:
         )
 
 
+def check_unavailable(
+    unavailable: Mapping[str, str], results: Sequence[tuple[Path, dict]]
+) -> dict[str, str]:
+    """Reasons as one line each; a dataset said unavailable must have no evaluation file."""
+    unknown = sorted(set(unavailable) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"table1: unavailable datasets {unknown} are not Table 1 columns")
+    reasons = {}
+    for dataset, reason in unavailable.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"table1: unavailable[{dataset!r}] needs a reason, got {reason!r}")
+        reasons[dataset] = " ".join(reason.split())
+        stale = sorted(str(path) for path, r in results if r["dataset"] == dataset)
+        if stale:
+            raise ValueError(
+                f"table1: {dataset} is marked unavailable ({reasons[dataset]}) but has "
+                f"evaluation files: {', '.join(stale)}"
+            )
+    return reasons
+
+
 def build_rows(
-    results: Sequence[tuple[Path, dict]], expected_datasets: Sequence[str] | None = None
+    results: Sequence[tuple[Path, dict]],
+    expected_datasets: Sequence[str] | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> list[dict]:
     """CSV rows, method by method (paper order, then others sorted), column by column."""
+    unavailable = unavailable or {}
     present = {record["method"] for _, record in results} | set(ALWAYS_ROWS)
     methods = [m for m in PAPER_TABLE1_PERCENT if m in present]
     methods += sorted(present - set(methods))
@@ -88,12 +118,17 @@ def build_rows(
     for method in methods:
         for dataset in COLUMNS:
             records = [r for _, r in results if r["method"] == method and r["dataset"] == dataset]
-            if expected_datasets is not None and dataset in expected_datasets and not records:
+            if (
+                expected_datasets is not None
+                and dataset in expected_datasets
+                and dataset not in unavailable
+                and not records
+            ):
                 raise ValueError(
                     f"table1: {method} meta-trained on {TRAIN_DATASET} has no evaluation file "
-                    f"for {dataset}, which is in expected_datasets"
+                    f"for {dataset}, which is in expected_datasets and not marked unavailable"
                 )
-            rows.append(pooled_cell(method, dataset, records))
+            rows.append(pooled_cell(method, dataset, records, unavailable.get(dataset)))
     return rows
 
 
@@ -101,7 +136,13 @@ def percent(fraction: float) -> str:
     return f"{100.0 * fraction:.2f}%"
 
 
-def markdown(rows: Sequence[dict], tier: str | None, length: int | None, curriculum: set) -> str:
+def markdown(
+    rows: Sequence[dict],
+    tier: str | None,
+    length: int | None,
+    curriculum: set,
+    unavailable: Mapping[str, str] | None = None,
+) -> str:
     header = ["Method"] + [DATASET_LABELS[d] for d in COLUMNS]
     lines = [
         f"# Table 1: meta-test accuracy of the last prediction, meta-trained on "
@@ -115,7 +156,12 @@ def markdown(rows: Sequence[dict], tier: str | None, length: int | None, curricu
         f"Ours: accuracy of the prediction at {position} on unseen tasks, pooled over seeds "
         "(correct / count); n = number of sequences scored. Paper: Kirsch et al. 2022, "
         "Table 1 (100th prediction). "
-        f'"{NOT_AVAILABLE}": no evaluation file for that meta-test dataset.',
+        f'"{NOT_AVAILABLE}": no evaluation file for that meta-test dataset'
+        + (
+            "; where the data could not be had, why is noted under the table."
+            if unavailable
+            else "."
+        ),
         "",
     ]
     if curriculum:
@@ -144,19 +190,37 @@ def markdown(rows: Sequence[dict], tier: str | None, length: int | None, curricu
             for d in COLUMNS
         ]
         lines.append(f"| {label} (paper) | " + " | ".join(paper) + " |")
+    if unavailable:
+        lines += ["", f"{NOT_AVAILABLE[0].upper()}{NOT_AVAILABLE[1:]}:", ""]
+        lines += [f"- {DATASET_LABELS[d]}: {unavailable[d]}" for d in COLUMNS if d in unavailable]
     return "\n".join(lines) + "\n"
+
+
+def load_unavailable(status_files: Iterable[str | os.PathLike]) -> dict[str, str]:
+    """dataset -> reason from JSON records of `gpicl.data.dataset_availability`
+    ({"dataset", "available", "reason", ...}); available ones are left out."""
+    unavailable = {}
+    for path in sorted(Path(p) for p in status_files):
+        record = read_json(path)
+        if not record["available"]:
+            unavailable[record["dataset"]] = record["reason"] or "no source could deliver it"
+    return unavailable
 
 
 def make(
     eval_files: Iterable[str | os.PathLike],
     out_prefix: str | os.PathLike,
     expected_datasets: list[str] | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> None:
     """Write Table 1 from evaluation files (only models meta-trained on MNIST are used).
 
-    `expected_datasets`: meta-test datasets that must have an evaluation file for every row; a
-    missing one is an error instead of "not available offline" (for tiers where every dataset
-    was prepared). None: any column may be missing.
+    `expected_datasets`: meta-test datasets that must have an evaluation file for every row
+    unless `unavailable` names them; a missing one is an error instead of "data not available"
+    (the paper tier lists all six). None: any column may be missing.
+    `unavailable`: dataset -> why its data could not be had (e.g. the `reason` of
+    gpicl.data.DatasetUnavailableError); its column reads "data not available" and the reason is
+    noted under the table and in the CSV's `reason`. Such a dataset must have no evaluation file.
     """
     out_prefix = Path(out_prefix)
     if expected_datasets is not None:
@@ -175,8 +239,10 @@ def make(
     length = single_value(results, "sequence_length", "table1")
     curriculum = {record["method"] for _, record in results if record["curriculum"]}
 
-    rows = build_rows(results, expected_datasets)
+    reasons = check_unavailable(unavailable or {}, results)
+    rows = build_rows(results, expected_datasets, reasons)
     write_csv(rows, out_prefix.with_name(out_prefix.name + ".csv"), columns=CSV_COLUMNS)
     write_text(
-        out_prefix.with_name(out_prefix.name + ".md"), markdown(rows, tier, length, curriculum)
+        out_prefix.with_name(out_prefix.name + ".md"),
+        markdown(rows, tier, length, curriculum, reasons),
     )
