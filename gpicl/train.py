@@ -24,7 +24,9 @@ from gpicl.models import build_model
 from gpicl.optim import Adam
 from gpicl.repro import pick_device, set_determinism
 
+# distinct_examples: the curriculum's K at that step; 0 means i.i.d. sequences.
 LOG_COLUMNS = ("step", "loss", "accuracy", "grad_norm", "distinct_examples")
+READBACK_EVERY = 25  # steps between reading training stats back from the device
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -45,6 +47,19 @@ def batch_spec(train_cfg: dict) -> BatchSpec:
         seq_len=train_cfg["seq_len"],
         bias_fraction=train_cfg.get("bias_fraction", 0.0),
     )
+
+
+def _drain(pending: list, rows: list, name: str, last_checkpoint: int) -> None:
+    """Move pending per-step stats into log rows; stop on the first non-finite loss."""
+    stats = torch.stack([p[2] for p in pending]).tolist()
+    for (step, k, _), (loss, acc, grad_norm) in zip(pending, stats, strict=True):
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"{name}: non-finite loss {loss} at step {step}; the run stops here without a "
+                f"done marker (last checkpoint: step {last_checkpoint})"
+            )
+        rows.append((step, loss, acc, grad_norm, k))
+    pending.clear()
 
 
 def _save_checkpoint(path: Path, model, optimizer, step: int, rows: list) -> None:
@@ -120,7 +135,8 @@ def train(
     use_amp = dev.type == "cuda" and tcfg.get("amp", True)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
     every = tcfg["checkpoint_every"]
-    pending = []  # per-step stats kept on the device; read back at checkpoints (no per-step sync)
+    pending: list = []  # per-step stats stay on the device until read back (no per-step sync)
+    last_checkpoint = start
     t0 = time.perf_counter()
     bar = tqdm(
         total=steps,
@@ -130,22 +146,6 @@ def train(
         mininterval=2.0,
         unit="step",
     )
-
-    def flush() -> None:
-        if not pending:
-            return
-        stats = torch.stack([p[1] for p in pending]).tolist()
-        for (s, k), (loss, acc, gnorm) in zip([(p[0], p[2]) for p in pending], stats, strict=True):
-            if not math.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"{run_cfg['name']}: non-finite loss {loss} at step {s}; the run stops "
-                    f"here without a done marker (last checkpoint: step {start_ckpt[0]})"
-                )
-            rows.append((s, loss, acc, gnorm, k))
-        bar.set_postfix(loss=f"{rows[-1][1]:.4f}", acc=f"{rows[-1][2]:.3f}")
-        pending.clear()
-
-    start_ckpt = [start]
     model.train()
     for step in range(start, end):
         k = None
@@ -172,14 +172,16 @@ def train(
         )
         optimizer.step()
         acc = (logits.argmax(-1) == targets).float().mean()
-        pending.append((step + 1, torch.stack([loss.detach(), acc, grad_norm]), k or 0))
+        pending.append((step + 1, k or 0, torch.stack([loss.detach(), acc, grad_norm])))
         bar.update(1)
-        if (step + 1) % every == 0 or step + 1 == end:
-            flush()
+        at_checkpoint = (step + 1) % every == 0 or step + 1 == end
+        if at_checkpoint or len(pending) == READBACK_EVERY:
+            _drain(pending, rows, run_cfg["name"], last_checkpoint)
+            bar.set_postfix(loss=f"{rows[-1][1]:.4f}", acc=f"{rows[-1][2]:.3f}")
+        if at_checkpoint:
             _save_checkpoint(ckpt_path, model, optimizer, step + 1, rows)
             _write_log(run_dir / "log.csv", rows)
-            start_ckpt[0] = step + 1
-    flush()
+            last_checkpoint = step + 1
     bar.close()
     seconds = time.perf_counter() - t0
     summary = {"steps_done": end, "finished": end == steps}
