@@ -1,0 +1,668 @@
+"""`gpicl bench`: time the full meta-training step and report it the way nanoGPT reports MFU.
+
+One step = task generation + forward + backward + optimiser update, measured after warm-up.
+For each (implementation, shape) the benchmark reports the median step time, tokens per second,
+peak memory, the step's model FLOPs counted from the shapes, and the fraction of the device's
+matmul peak, measured in the same run with one large matmul (fp32 on CPU, bf16 on CUDA).
+
+Two implementations of the same step:
+- "ours": the production path of gpicl.train (hashed task pool sampled on the device, our
+  Transformer, gpicl.optim.Adam, loss on every position, gradient norm).
+- "reference": the yardstick, the straightforward PyTorch way public replications took: an fp32
+  nn.TransformerEncoder, and one projection matrix drawn and applied per sequence on the host in
+  a Python loop, the batch then copied to the device; torch.optim.Adam.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import math
+import platform
+import resource
+import statistics
+import sys
+import time
+import types
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gpicl.augment import (
+    NUM_CLASSES,
+    BatchSpec,
+    make_tokens,
+    sample_training_batch,
+    step_generator,
+)
+from gpicl.models import Transformer, TransformerConfig, build_model
+from gpicl.optim import Adam
+from gpicl.repro import pick_device, set_determinism
+
+IMPLEMENTATIONS = ("ours", "reference")
+SHAPE_KEYS = (
+    "name",
+    "width",
+    "layers",
+    "heads",
+    "key_size",
+    "mlp_ratio",
+    "input_size",
+    "seq_len",
+    "tasks_per_step",
+    "seqs_per_task",
+)
+# A smoke-test shape (seconds on one core); not a tier of params.yaml.
+TINY_SHAPE = dict(
+    name="tiny",
+    width=16,
+    layers=1,
+    heads=2,
+    key_size=8,
+    mlp_ratio=2,
+    input_size=16,
+    seq_len=20,
+    tasks_per_step=2,
+    seqs_per_task=4,
+)
+NUM_EXAMPLES = 60_000  # base examples the synthetic training split holds (MNIST's size)
+TASK_SEED = 20221208
+MATMUL_SIZE = {"cpu": 1024, "cuda": 8192}
+
+BENCH_COLUMNS = (
+    "implementation",
+    "shape",
+    "device",
+    "device_name",
+    "threads",
+    "compile",
+    "precision",
+    "deterministic",
+    *SHAPE_KEYS[1:],
+    "batch_seqs",
+    "tokens_per_step",
+    "num_params",
+    "warmup",
+    "repeats",
+    "step_ms_median",
+    "step_ms_min",
+    "step_ms_max",
+    "data_ms_median",
+    "tokens_per_s",
+    "fwd_flops_per_token",
+    "flops_per_step",
+    "achieved_tflops",
+    "matmul_peak_tflops",
+    "matmul_peak_dtype",
+    "matmul_size",
+    "mfu",
+    "peak_mem_mb",
+    "mem_kind",
+    "speedup_vs_reference",
+)
+
+
+# --------------------------------------------------------------------------- shapes
+def shapes_from_params(params: dict | None, names: str | Iterable[str]) -> list[dict]:
+    """Benchmark shapes by name: "tiny", or any tier of params.yaml (its model, preprocessing
+    and batch). A tier gives input_size = resize^2 x channels and its train batch."""
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n]
+    tiers = (params or {}).get("tiers", {})
+    shapes = []
+    for name in names:
+        if name == "tiny":
+            shapes.append(dict(TINY_SHAPE))
+            continue
+        if name not in tiers:
+            known = ", ".join(["tiny", *tiers])
+            raise ValueError(f"unknown bench shape {name!r}; known: {known}")
+        tier = tiers[name]
+        model = dict(tier["model"])
+        if model.pop("type", "transformer") != "transformer":
+            raise ValueError(f"bench shape {name!r}: only the transformer is benchmarked")
+        pre, train = tier["preprocess"], tier["train"]
+        shapes.append(
+            dict(
+                name=name,
+                **{k: model[k] for k in ("width", "layers", "heads", "key_size", "mlp_ratio")},
+                input_size=pre["resize"] ** 2 * pre["channels"],
+                seq_len=train["seq_len"],
+                tasks_per_step=train["tasks_per_step"],
+                seqs_per_task=train["seqs_per_task"],
+            )
+        )
+    return shapes
+
+
+def _check_shape(shape: dict) -> None:
+    missing = [k for k in SHAPE_KEYS if k not in shape]
+    if missing:
+        raise ValueError(f"bench shape {shape.get('name', '?')!r} lacks {', '.join(missing)}")
+
+
+# --------------------------------------------------------------------------- FLOPs
+def forward_flops_per_token(
+    width: int,
+    layers: int,
+    heads: int,
+    key_size: int,
+    mlp_ratio: int,
+    input_size: int,
+    seq_len: int,
+) -> int:
+    """Forward FLOPs per token (2 x multiply-adds of the matmuls, attention over a full causal
+    sequence), by the model's own formula (Transformer.flops_per_token), so the benchmark and
+    the model never disagree. LayerNorm, GELU, softmax and the loss are not counted (nanoGPT's
+    convention)."""
+    cfg = TransformerConfig(
+        input_size=input_size,
+        seq_len=seq_len,
+        width=width,
+        layers=layers,
+        heads=heads,
+        key_size=key_size,
+        mlp_ratio=mlp_ratio,
+    )
+    # flops_per_token only reads self.cfg: no need to allocate the model's weights.
+    return Transformer.flops_per_token(types.SimpleNamespace(cfg=cfg))
+
+
+def step_flops(fwd_flops_per_token: int, tokens_per_step: int) -> int:
+    """FLOPs of one training step: backward costs twice the forward, so 3 x forward."""
+    return 3 * fwd_flops_per_token * tokens_per_step
+
+
+# --------------------------------------------------------------------------- implementations
+@dataclass(frozen=True)
+class BenchOptions:
+    """How the implementations are built; `compile`, `amp` and `deterministic` concern ours only
+    (the reference is always fp32 eager without determinism switches, as the public code ran)."""
+
+    seed: int = 0
+    num_examples: int = NUM_EXAMPLES
+    compile: bool = False  # torch.compile our model (train.py does not)
+    amp: bool = True  # bf16 autocast for ours on CUDA (the tiers' `amp: true`)
+    deterministic: bool = True  # gpicl.repro.set_determinism, as train.py runs
+
+
+@dataclass
+class Implementation:
+    """One way of doing the training step, ready to time."""
+
+    name: str
+    model: nn.Module
+    sample: Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # step -> (tokens, targets)
+    step: Callable[[int], torch.Tensor]  # step -> stats on the device (no host sync)
+    fwd_flops_per_token: int
+    precision: str
+    deterministic: bool
+
+
+def synthetic_training_split(
+    num_examples: int, input_size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stand-in for an augmentation cache: z-normalised inputs (N, Nx) and int64 labels (N,).
+    Timing does not depend on the values, only on the shapes and dtypes, which match the cache."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(num_examples, input_size, generator=g)
+    y = torch.randint(0, NUM_CLASSES, (num_examples,), generator=g)
+    return x, y
+
+
+def make_train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    spec: BatchSpec,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    task_seed: int,
+    seed: int,
+    amp: bool,
+) -> Callable[[int], torch.Tensor]:
+    """The body of gpicl.train's loop as a function of the step number, returning the step's
+    (loss, accuracy, grad_norm) on the device. Mirrors train.py line for line (i.i.d. sequences,
+    i.e. no curriculum); replace by gpicl.train.training_step once train.py exposes it."""
+    dev = x_train.device
+    use_amp = dev.type == "cuda" and amp
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+
+    def step(i: int) -> torch.Tensor:
+        gen = step_generator(seed, i, dev)
+        tokens, targets, _ = sample_training_batch(spec, x_train, y_train, task_seed, gen, None)
+        with autocast:
+            logits = model(tokens)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()])
+        )
+        optimizer.step()
+        acc = (logits.argmax(-1) == targets).float().mean()
+        return torch.stack([loss.detach(), acc, grad_norm])
+
+    return step
+
+
+def build_ours(shape: dict, dev: torch.device, opts: BenchOptions) -> Implementation:
+    """The production path: gpicl.models.build_model, gpicl.optim.Adam, data on the device."""
+    seed = opts.seed
+    set_determinism(seed)  # what gpicl.train does before building anything
+    if not opts.deterministic:
+        torch.use_deterministic_algorithms(False)
+    x_train, y_train = synthetic_training_split(opts.num_examples, shape["input_size"], seed)
+    x_train, y_train = x_train.to(dev), y_train.to(dev)
+    spec = BatchSpec(
+        num_tasks=2**25,
+        tasks_per_step=shape["tasks_per_step"],
+        seqs_per_task=shape["seqs_per_task"],
+        seq_len=shape["seq_len"],
+    )
+    model_cfg = {k: shape[k] for k in ("width", "layers", "heads", "key_size", "mlp_ratio")}
+    model = build_model(model_cfg, shape["input_size"], shape["seq_len"]).to(dev)
+    fwd_flops = model.flops_per_token()
+    optimizer = Adam(model.parameters(), lr=1e-3, eps=1e-8, eps_root=1e-8)
+    model.train()
+    run_model = torch.compile(model) if opts.compile else model
+    step = make_train_step(run_model, optimizer, spec, x_train, y_train, TASK_SEED, seed, opts.amp)
+
+    def sample(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = step_generator(seed, i, dev)
+        tokens, targets, _ = sample_training_batch(spec, x_train, y_train, TASK_SEED, gen, None)
+        return tokens, targets
+
+    precision = "bf16-autocast" if dev.type == "cuda" and opts.amp else "fp32"
+    return Implementation("ours", model, sample, step, fwd_flops, precision, opts.deterministic)
+
+
+class ReferenceTransformer(nn.Module):
+    """The yardstick model: fp32 nn.TransformerEncoder (pre-LN, GELU, batch_first) with a causal
+    mask, a linear token embedding, learned positions and a final LayerNorm. Attention width is
+    the model width (key size = width / heads), as nn.MultiheadAttention requires."""
+
+    def __init__(self, shape: dict):
+        super().__init__()
+        width, L = shape["width"], shape["seq_len"]
+        self.embed = nn.Linear(shape["input_size"] + NUM_CLASSES, width)
+        self.pos = nn.Parameter(0.1 * torch.randn(L, width))
+        layer = nn.TransformerEncoderLayer(
+            d_model=width,
+            nhead=shape["heads"],
+            dim_feedforward=shape["mlp_ratio"] * width,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer, shape["layers"], norm=nn.LayerNorm(width), enable_nested_tensor=False
+        )
+        self.head = nn.Linear(width, NUM_CLASSES)
+        mask = nn.Transformer.generate_square_subsequent_mask(L)
+        self.register_buffer("causal_mask", mask, persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, L, Nx + 10) -> logits (B, L, 10)."""
+        L = tokens.shape[1]
+        h = self.embed(tokens) + self.pos[:L]  # (B, L, C)
+        h = self.encoder(h, mask=self.causal_mask[:L, :L], is_causal=True)
+        return self.head(h)
+
+
+def reference_batch(
+    x_train: torch.Tensor, y_train: torch.Tensor, batch_seqs: int, seq_len: int, dev: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One task per sequence, made on the host in a Python loop: draw L examples, a fresh
+    projection A ~ N(0, 1/Nx) and label permutation, apply them, then copy the batch over."""
+    n, nx = x_train.shape
+    tokens, targets = [], []
+    for _ in range(batch_seqs):
+        idx = torch.randint(0, n, (seq_len,))
+        A = torch.randn(nx, nx) / math.sqrt(nx)
+        perm = torch.randperm(NUM_CLASSES)
+        x = x_train[idx] @ A.T
+        y = perm[y_train[idx]]
+        tokens.append(make_tokens(x, y))
+        targets.append(y)
+    return torch.stack(tokens).to(dev), torch.stack(targets).to(dev)
+
+
+def build_reference(shape: dict, dev: torch.device, opts: BenchOptions) -> Implementation:
+    """The yardstick: fp32, data made per sequence on the host, torch.optim.Adam, no autocast,
+    no compile, no determinism switches (as the public code ran)."""
+    if shape["width"] % shape["heads"]:
+        raise ValueError(f"reference: width {shape['width']} not divisible by heads")
+    torch.use_deterministic_algorithms(False)
+    torch.manual_seed(opts.seed)
+    x_train, y_train = synthetic_training_split(opts.num_examples, shape["input_size"], opts.seed)
+    model = ReferenceTransformer(shape).to(dev)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    B, L = shape["tasks_per_step"] * shape["seqs_per_task"], shape["seq_len"]
+
+    def sample(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return reference_batch(x_train, y_train, B, L, dev)
+
+    def step(i: int) -> torch.Tensor:
+        tokens, targets = sample(i)
+        logits = model(tokens)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    fwd_flops = forward_flops_per_token(
+        shape["width"],
+        shape["layers"],
+        shape["heads"],
+        shape["width"] // shape["heads"],
+        shape["mlp_ratio"],
+        shape["input_size"],
+        shape["seq_len"],
+    )
+    return Implementation("reference", model, sample, step, fwd_flops, "fp32", False)
+
+
+BUILDERS = {"ours": build_ours, "reference": build_reference}
+
+
+# --------------------------------------------------------------------------- measurement
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _time_calls(fn: Callable[[int], object], dev: torch.device, first: int, n: int) -> list[float]:
+    """Seconds of each of n calls fn(first), fn(first + 1), ..., the device synchronised."""
+    times = []
+    for i in range(first, first + n):
+        _sync(dev)
+        t0 = time.perf_counter()
+        fn(i)
+        _sync(dev)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def measure_matmul_peak(dev: torch.device, size: int, repeats: int = 5) -> tuple[float, str]:
+    """The device's attainable matmul rate in FLOP/s: best of `repeats` timings of size^3
+    matmuls, fp32 on CPU, bf16 on CUDA (the dtype each implementation's matmuls can reach)."""
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    inner = 10 if dev.type == "cuda" else 1  # several matmuls between syncs on the GPU
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=g).to(dev, dtype)
+    b = torch.randn(size, size, generator=g).to(dev, dtype)
+    out = torch.empty(size, size, device=dev, dtype=dtype)
+    for _ in range(2):
+        torch.mm(a, b, out=out)
+    best = math.inf
+    for _ in range(repeats):
+        _sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            torch.mm(a, b, out=out)
+        _sync(dev)
+        best = min(best, (time.perf_counter() - t0) / inner)
+    return 2 * size**3 / best, str(dtype).removeprefix("torch.")
+
+
+def _reset_peak_memory(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        return
+    # Linux: writing 5 to clear_refs resets the resident-set high-water mark (VmHWM).
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_memory_mb(dev: torch.device) -> tuple[float, str]:
+    """Peak memory since the last reset: the CUDA allocator's peak, or on CPU the process's
+    resident-set high-water mark (all of the process, torch's libraries included)."""
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20, "cuda_max_allocated"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024, "rss_hwm"
+    # ru_maxrss cannot be reset: the peak of the whole process so far (KiB on Linux).
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "maxrss_process"
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "cpu"
+
+
+def _release(dev: torch.device) -> None:
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def run_benchmark(
+    shapes: list[dict],
+    implementations: Sequence[str] = IMPLEMENTATIONS,
+    device: str = "auto",
+    threads: int | None = None,
+    warmup: int = 2,
+    repeats: int = 5,
+    matmul_size: int | None = None,
+    out_csv: str | Path | None = None,
+    compile: bool = False,
+    amp: bool = True,
+    num_examples: int = NUM_EXAMPLES,
+    seed: int = 0,
+    deterministic: bool = True,
+    progress: bool = True,
+) -> list[dict]:
+    """Time the full training step of each implementation at each shape; one row per pair.
+
+    `compile`, `amp` and `deterministic` apply to ours (see BenchOptions; the defaults are what
+    train.py does). Writes `out_csv` (columns BENCH_COLUMNS) when given.
+    """
+    unknown = [i for i in implementations if i not in BUILDERS]
+    if unknown:
+        raise ValueError(f"unknown implementation(s) {unknown}; known: {', '.join(BUILDERS)}")
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1 (got {warmup}, {repeats})")
+    for shape in shapes:
+        _check_shape(shape)
+    dev = pick_device(device)
+    saved_threads = torch.get_num_threads()
+    saved_det = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    if threads:
+        torch.set_num_threads(threads)
+    opts = BenchOptions(seed, num_examples, compile, amp, deterministic)
+    size = matmul_size or MATMUL_SIZE.get(dev.type, 1024)
+    rows = []
+    try:
+        peak_flops, peak_dtype = measure_matmul_peak(dev, size)
+        for shape in shapes:
+            shape_rows = []
+            for name in implementations:
+                _release(dev)
+                _reset_peak_memory(dev)
+                impl = BUILDERS[name](shape, dev, opts)
+                step_times = _time_calls(impl.step, dev, 0, warmup + repeats)[warmup:]
+                data_times = _time_calls(impl.sample, dev, warmup + repeats, repeats)
+                mem_mb, mem_kind = _peak_memory_mb(dev)
+                row = _row(shape, impl, dev, step_times, data_times, mem_mb, mem_kind)
+                row.update(
+                    threads=torch.get_num_threads(),
+                    compile=bool(compile and name == "ours"),
+                    warmup=warmup,
+                    repeats=repeats,
+                    matmul_peak_tflops=peak_flops / 1e12,
+                    matmul_peak_dtype=peak_dtype,
+                    matmul_size=size,
+                    mfu=row["flops_per_step"] / (row["step_ms_median"] / 1e3) / peak_flops,
+                )
+                shape_rows.append(row)
+                del impl
+                if progress:
+                    print(
+                        f"bench {shape['name']}/{name}: {row['step_ms_median']:.2f} ms/step",
+                        file=sys.stderr,
+                    )
+            ref = [r for r in shape_rows if r["implementation"] == "reference"]
+            for r in shape_rows:
+                r["speedup_vs_reference"] = (
+                    ref[0]["step_ms_median"] / r["step_ms_median"] if ref else None
+                )
+            rows.extend(shape_rows)
+    finally:
+        torch.set_num_threads(saved_threads)
+        torch.use_deterministic_algorithms(saved_det[0], warn_only=saved_det[1])
+        _release(dev)
+    if out_csv is not None:
+        from gpicl.plotting import write_csv  # pandas: only when a file is asked for
+
+        write_csv(rows, out_csv, columns=BENCH_COLUMNS)
+    return rows
+
+
+def _row(
+    shape: dict,
+    impl: Implementation,
+    dev: torch.device,
+    step_times: list[float],
+    data_times: list[float],
+    mem_mb: float,
+    mem_kind: str,
+) -> dict:
+    batch_seqs = shape["tasks_per_step"] * shape["seqs_per_task"]
+    tokens = batch_seqs * shape["seq_len"]
+    median_s = statistics.median(step_times)
+    flops = step_flops(impl.fwd_flops_per_token, tokens)
+    return {
+        "implementation": impl.name,
+        "shape": shape["name"],
+        "device": dev.type,
+        "device_name": _device_name(dev),
+        "precision": impl.precision,
+        "deterministic": impl.deterministic,
+        **{k: shape[k] for k in SHAPE_KEYS[1:]},
+        "batch_seqs": batch_seqs,
+        "tokens_per_step": tokens,
+        "num_params": sum(p.numel() for p in impl.model.parameters()),
+        "step_ms_median": median_s * 1e3,
+        "step_ms_min": min(step_times) * 1e3,
+        "step_ms_max": max(step_times) * 1e3,
+        "data_ms_median": statistics.median(data_times) * 1e3,
+        "tokens_per_s": tokens / median_s,
+        "fwd_flops_per_token": impl.fwd_flops_per_token,
+        "flops_per_step": flops,
+        "achieved_tflops": flops / median_s / 1e12,
+        "peak_mem_mb": mem_mb,
+        "mem_kind": mem_kind,
+    }
+
+
+# --------------------------------------------------------------------------- output
+def format_table(rows: list[dict]) -> str:
+    """A fixed-width table of the rows, headed by the device and its measured matmul peak."""
+    if not rows:
+        return "(no benchmark rows)"
+    r0 = rows[0]
+    lines = [
+        f"device: {r0['device']} ({r0['device_name']}), threads {r0['threads']}, "
+        f"matmul peak {r0['matmul_peak_tflops']:.3f} TFLOP/s "
+        f"({r0['matmul_peak_dtype']}, {r0['matmul_size']}^3); "
+        f"median of {r0['repeats']} steps after {r0['warmup']} warm-up",
+    ]
+    header = (
+        f"{'impl':<10} {'shape':<8} {'params':>10} {'seqs x L':>10} {'step ms':>10} "
+        f"{'data ms':>9} {'tokens/s':>11} {'TFLOP/s':>8} {'MFU':>7} {'peak MB':>9} "
+        f"{'speed-up':>8}"
+    )
+    lines += [header, "-" * len(header)]
+    for r in rows:
+        speedup = r["speedup_vs_reference"]
+        lines.append(
+            f"{r['implementation']:<10} {r['shape']:<8} {r['num_params']:>10,} "
+            f"{str(r['batch_seqs']) + ' x ' + str(r['seq_len']):>10} "
+            f"{r['step_ms_median']:>10.2f} {r['data_ms_median']:>9.2f} "
+            f"{r['tokens_per_s']:>11,.0f} {r['achieved_tflops']:>8.4f} "
+            f"{100 * r['mfu']:>6.2f}% {r['peak_mem_mb']:>9.0f} "
+            f"{'-' if speedup is None else f'{speedup:.2f}x':>8}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- CLI
+def _cmd_bench(args: argparse.Namespace) -> None:
+    params = None
+    names = [n for n in args.shapes.split(",") if n]
+    if any(n != "tiny" for n in names):
+        from gpicl.config import load_params
+
+        params = load_params(args.params)
+    rows = run_benchmark(
+        shapes_from_params(params, names),
+        implementations=[i for i in args.impl.split(",") if i],
+        device=args.device,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        matmul_size=args.matmul_size,
+        out_csv=args.out,
+        compile=args.compile,
+        amp=not args.no_amp,
+        num_examples=args.num_examples,
+        seed=args.seed,
+        deterministic=not args.no_deterministic,
+    )
+    print(format_table(rows))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def add_bench_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `gpicl bench` on the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "bench", help="time the full training step (ours vs a plain-PyTorch reference)"
+    )
+    p.add_argument("--shapes", default="tiny", help="comma list: tiny and/or tiers (cpu, paper)")
+    p.add_argument(
+        "--impl",
+        default=",".join(IMPLEMENTATIONS),
+        help="comma list of " + "/".join(IMPLEMENTATIONS),
+    )
+    p.add_argument("--repeats", type=int, default=5, help="timed steps (median reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="CSV path, e.g. results/bench/bench.csv")
+    p.add_argument("--params", default="params.yaml", help="where the tier shapes come from")
+    p.add_argument(
+        "--matmul-size",
+        type=int,
+        default=None,
+        help="n of the n^3 peak matmul (1024 CPU, 8192 CUDA)",
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile our model")
+    p.add_argument("--no-amp", action="store_true", help="ours in fp32 on CUDA too")
+    p.add_argument(
+        "--no-deterministic",
+        action="store_true",
+        help="ours without torch.use_deterministic_algorithms (train.py turns it on)",
+    )
+    p.add_argument("--num-examples", type=int, default=NUM_EXAMPLES)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_bench)
+    return p

@@ -1,0 +1,142 @@
+"""gpicl.bench: rows carry every field, the FLOPs count matches a hand computation, both
+implementations produce the same shapes, and the CLI writes its CSV. Nothing about speed."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+
+import pytest
+import torch
+
+from gpicl.augment import NUM_CLASSES
+from gpicl.bench import (
+    BENCH_COLUMNS,
+    SHAPE_KEYS,
+    TINY_SHAPE,
+    BenchOptions,
+    add_bench_parser,
+    build_ours,
+    build_reference,
+    format_table,
+    forward_flops_per_token,
+    run_benchmark,
+    shapes_from_params,
+    step_flops,
+)
+from gpicl.config import REPO_ROOT, load_params
+from gpicl.models import build_model
+
+CPU = torch.device("cpu")
+SMALL = dict(width=8, layers=1, heads=2, key_size=4, mlp_ratio=2, input_size=4, seq_len=5)
+
+
+@pytest.fixture(scope="module")
+def tiny_rows():
+    return run_benchmark(
+        [dict(TINY_SHAPE)],
+        device="cpu",
+        threads=1,
+        warmup=1,
+        repeats=1,
+        matmul_size=128,
+        num_examples=500,
+        progress=False,
+    )
+
+
+def test_rows_have_every_column_and_sane_values(tiny_rows):
+    assert [r["implementation"] for r in tiny_rows] == ["ours", "reference"]
+    for r in tiny_rows:
+        assert set(BENCH_COLUMNS) <= set(r)
+        assert r["shape"] == "tiny" and r["device"] == "cpu" and r["threads"] == 1
+        assert r["tokens_per_step"] == 2 * 4 * 20
+        for key in ("step_ms_median", "tokens_per_s", "flops_per_step", "mfu", "peak_mem_mb"):
+            assert r[key] > 0, key
+        assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
+        assert r["flops_per_step"] == 3 * r["fwd_flops_per_token"] * r["tokens_per_step"]
+    ours, ref = tiny_rows
+    assert ref["speedup_vs_reference"] == 1.0
+    assert ours["speedup_vs_reference"] == pytest.approx(
+        ref["step_ms_median"] / ours["step_ms_median"]
+    )
+    # tiny has width == heads x key_size, so both count the same FLOPs and parameters
+    assert ours["fwd_flops_per_token"] == ref["fwd_flops_per_token"]
+    assert ours["num_params"] == ref["num_params"]
+    assert "tiny" in format_table(tiny_rows) and "speed-up" in format_table(tiny_rows)
+
+
+def test_step_flops_equal_a_hand_count():
+    # Multiply-adds per token: embed (4+10)*8 = 112; one layer: qkv 8*3*8 = 192, out 8*8 = 64,
+    # MLP 2*8*16 = 256, causal attention 8*5 = 40 -> 552; head 8*10 = 80. Total 744 MACs.
+    assert forward_flops_per_token(**SMALL) == 2 * (112 + 552 + 80) == 1488
+    # 2 tasks x 3 sequences x 5 positions = 30 tokens; forward + backward = 3 x forward.
+    assert step_flops(1488, 30) == 3 * 1488 * 30 == 133_920
+
+
+def test_flops_formula_is_the_models_own():
+    model = build_model(
+        {k: SMALL[k] for k in ("width", "layers", "heads", "key_size", "mlp_ratio")},
+        SMALL["input_size"],
+        SMALL["seq_len"],
+    )
+    assert forward_flops_per_token(**SMALL) == model.flops_per_token()
+
+
+@pytest.fixture
+def restore_determinism():
+    """The builders switch torch's deterministic mode as train.py does; put it back after."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+
+
+def test_reference_and_ours_produce_the_same_shapes(restore_determinism):
+    shape = dict(TINY_SHAPE)
+    opts = BenchOptions(num_examples=200)
+    B, L = shape["tasks_per_step"] * shape["seqs_per_task"], shape["seq_len"]
+    outputs = {}
+    for build in (build_ours, build_reference):
+        impl = build(shape, CPU, opts)
+        tokens, targets = impl.sample(0)
+        assert tokens.shape == (B, L, shape["input_size"] + NUM_CLASSES)
+        assert targets.shape == (B, L) and targets.dtype == torch.int64
+        assert torch.all(tokens[:, 0, shape["input_size"] :] == 0)  # first label slot empty
+        outputs[impl.name] = impl.model(tokens).shape
+        stats = impl.step(1)
+        assert torch.isfinite(stats).all()
+    assert outputs["ours"] == outputs["reference"] == (B, L, NUM_CLASSES)
+
+
+def test_shapes_from_params_reads_the_tiers():
+    params = load_params(REPO_ROOT / "params.yaml")
+    tiny, cpu, paper = shapes_from_params(params, "tiny,cpu,paper")
+    assert tiny == TINY_SHAPE
+    assert set(cpu) == set(SHAPE_KEYS)
+    t = params["tiers"]["paper"]
+    assert paper["width"] == t["model"]["width"]
+    assert paper["input_size"] == t["preprocess"]["resize"] ** 2 * t["preprocess"]["channels"]
+    assert paper["tasks_per_step"] * paper["seqs_per_task"] == (
+        t["train"]["tasks_per_step"] * t["train"]["seqs_per_task"]
+    )
+    with pytest.raises(ValueError, match="unknown bench shape"):
+        shapes_from_params(params, ["nope"])
+
+
+def test_cli_writes_the_csv(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_bench_parser(parser.add_subparsers(dest="command"))
+    out = tmp_path / "bench" / "bench.csv"
+    args = parser.parse_args(
+        ["bench", "--shapes", "tiny", "--impl", "ours", "--repeats", "1", "--warmup", "0"]
+        + ["--threads", "1", "--matmul-size", "64", "--num-examples", "100", "--out", str(out)]
+    )
+    args.func(args)
+    assert "ours" in capsys.readouterr().out
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and tuple(rows[0]) == BENCH_COLUMNS
+    assert rows[0]["speedup_vs_reference"] == "NA"  # no reference run, no ratio
