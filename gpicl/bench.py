@@ -43,6 +43,7 @@ from gpicl.augment import (
 from gpicl.models import Transformer, TransformerConfig, build_model
 from gpicl.optim import Adam
 from gpicl.repro import pick_device, set_determinism
+from gpicl.train import autocast_context, training_step
 
 IMPLEMENTATIONS = ("ours", "reference")
 SHAPE_KEYS = (
@@ -225,27 +226,15 @@ def make_train_step(
     seed: int,
     amp: bool,
 ) -> Callable[[int], torch.Tensor]:
-    """The body of gpicl.train's loop as a function of the step number, returning the step's
-    (loss, accuracy, grad_norm) on the device. Mirrors train.py line for line (i.i.d. sequences,
-    i.e. no curriculum); replace by gpicl.train.training_step once train.py exposes it."""
+    """gpicl.train's step (i.i.d. sequences) as a function of the step number."""
     dev = x_train.device
-    use_amp = dev.type == "cuda" and amp
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+    autocast = autocast_context(dev, amp)
 
     def step(i: int) -> torch.Tensor:
         gen = step_generator(seed, i, dev)
-        tokens, targets, _ = sample_training_batch(spec, x_train, y_train, task_seed, gen, None)
-        with autocast:
-            logits = model(tokens)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()])
+        return training_step(
+            model, optimizer, spec, x_train, y_train, task_seed, gen, None, autocast
         )
-        optimizer.step()
-        acc = (logits.argmax(-1) == targets).float().mean()
-        return torch.stack([loss.detach(), acc, grad_norm])
 
     return step
 

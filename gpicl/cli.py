@@ -1,4 +1,4 @@
-"""`gpicl data|cache|evalset|train|evaluate|figure|validate`: what the Snakemake rules call.
+"""`gpicl data|cache|evalset|train|evaluate|figure|validate|bench`: what the Snakemake rules call.
 
 Each command does one phase for one artifact; the workflow decides which and when.
 """
@@ -19,15 +19,21 @@ def _cmd_validate(args) -> None:
 
 
 def _cmd_data(args) -> None:
-    from gpicl.data import prepare_dataset
+    from gpicl import data
+    from gpicl.io import write_json
 
-    prepare_dataset(
-        args.name,
-        args.out,
-        source=args.source,
-        download_dir=args.download_dir,
-        timeout=args.timeout,
-    )
+    if args.list:
+        rows = data.list_datasets(args.datasets_dir, args.source)
+        print(data.format_dataset_list(rows, args.source))
+        return
+    if args.name is None or args.out is None:
+        raise SystemExit("gpicl data: give a dataset NAME and --out PATH, or --list")
+    options = dict(source=args.source, download_dir=args.download_dir, timeout=args.timeout)
+    if args.status_json:
+        # "Data not available" is an outcome here, recorded for Table 1, not a failure.
+        write_json(args.status_json, data.dataset_availability(args.name, args.out, **options))
+    else:
+        data.prepare_dataset(args.name, args.out, **options)
 
 
 def _cmd_cache(args) -> None:
@@ -91,9 +97,18 @@ def _cmd_evaluate(args) -> None:
 
 
 def _cmd_figure(args) -> None:
-    from gpicl.figures import FIGURES
+    from gpicl.figures import FIGURES, table1
 
-    FIGURES[args.name](sorted(Path(p) for p in args.inputs), Path(args.out))
+    inputs = sorted(Path(p) for p in args.inputs)
+    if args.name == "table1":
+        table1.make(
+            inputs,
+            Path(args.out),
+            expected_datasets=args.expect,
+            unavailable=table1.load_unavailable(args.status or []),
+        )
+    else:
+        FIGURES[args.name](inputs, Path(args.out))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,12 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("data", help="download/verify one dataset into an .npz")
-    p.add_argument("name")
-    p.add_argument("--out", required=True)
-    p.add_argument("--source", default="auto", choices=["auto", "download", "offline"])
+    p = sub.add_parser("data", help="download/verify one dataset into an .npz, or --list")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--out")
+    p.add_argument(
+        "--source",
+        default="auto",
+        help="auto (canonical hosts, then offline), download, offline, or a folder of files",
+    )
     p.add_argument("--download-dir", default="resources/downloads")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument(
+        "--status-json",
+        help="record availability here instead of failing when no source has the dataset",
+    )
+    p.add_argument("--list", action="store_true", help="each dataset, its sources, its state")
+    p.add_argument("--datasets-dir", default="resources/datasets")
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("cache", help="preprocess one dataset for one preprocessing spec")
@@ -158,16 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figure", help="draw one figure or table from result files")
     p.add_argument("name")
     p.add_argument("--out", required=True, help="output prefix (suffixes are added)")
-    p.add_argument("inputs", nargs="+")
+    p.add_argument("--status", nargs="*", help="table1: dataset status JSON files")
+    p.add_argument("--expect", nargs="*", help="table1: datasets that must have a column")
+    p.add_argument("inputs", nargs="*")
     p.set_defaults(func=_cmd_figure)
+    from gpicl.bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    from gpicl.data import DatasetUnavailableError
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+    except (ValueError, FileNotFoundError, FloatingPointError, DatasetUnavailableError) as err:
         print(f"gpicl {args.command}: error: {err}", file=sys.stderr)
         raise SystemExit(1) from err
 

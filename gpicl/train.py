@@ -49,6 +49,45 @@ def batch_spec(train_cfg: dict) -> BatchSpec:
     )
 
 
+def training_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    spec: BatchSpec,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    task_seed: int,
+    gen: torch.Generator,
+    distinct_examples: int | None,
+    autocast,
+) -> torch.Tensor:
+    """One meta-training step: batch made on the device, forward, loss, backward, Adam.
+
+    Returns (loss, accuracy, gradient norm) as a device tensor: no host synchronisation.
+    """
+    tokens, targets, _ = sample_training_batch(
+        spec, x_train, y_train, task_seed, gen, distinct_examples
+    )
+    with autocast:
+        logits = model(tokens)
+    # Cross-entropy at every position, averaged over positions, sequences and tasks.
+    loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.linalg.vector_norm(
+        torch.stack(torch._foreach_norm([p.grad for p in model.parameters()]))
+    )
+    optimizer.step()
+    accuracy = (logits.argmax(-1) == targets).float().mean()
+    return torch.stack([loss.detach(), accuracy, grad_norm])
+
+
+def autocast_context(dev: torch.device, amp: bool):
+    """bf16 autocast on CUDA when enabled; plain fp32 otherwise."""
+    if dev.type == "cuda" and amp:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _drain(pending: list, rows: list, name: str, last_checkpoint: int) -> None:
     """Move pending per-step stats into log rows; stop on the first non-finite loss."""
     stats = torch.stack([p[2] for p in pending]).tolist()
@@ -132,8 +171,7 @@ def train(
     steps = tcfg["steps"]
     end = steps if stop_after is None else min(steps, stop_after)
     curriculum = tcfg.get("curriculum")
-    use_amp = dev.type == "cuda" and tcfg.get("amp", True)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+    autocast = autocast_context(dev, tcfg.get("amp", True))
     every = tcfg["checkpoint_every"]
     pending: list = []  # per-step stats stay on the device until read back (no per-step sync)
     last_checkpoint = start
@@ -158,21 +196,10 @@ def train(
                 x_train.shape[0],
             )
         gen = step_generator(run_cfg["seed"], step, dev)
-        tokens, targets, _ = sample_training_batch(
-            spec, x_train, y_train, run_cfg["task_seed"], gen, k
+        stats = training_step(
+            model, optimizer, spec, x_train, y_train, run_cfg["task_seed"], gen, k, autocast
         )
-        with autocast:
-            logits = model(tokens)
-        # Cross-entropy at every position, averaged over positions, sequences and tasks.
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()])
-        )
-        optimizer.step()
-        acc = (logits.argmax(-1) == targets).float().mean()
-        pending.append((step + 1, k or 0, torch.stack([loss.detach(), acc, grad_norm])))
+        pending.append((step + 1, k or 0, stats))
         bar.update(1)
         at_checkpoint = (step + 1) % every == 0 or step + 1 == end
         if at_checkpoint or len(pending) == READBACK_EVERY:

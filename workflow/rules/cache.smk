@@ -1,7 +1,6 @@
 rule data_cache:
     input:
-        npz="resources/datasets/{dataset}.npz",
-        src=SRC["cache"],
+        unpack(data_cache_inputs),
     output:
         "results/cache/{dataset}-r{resize}c{channels}.pt",
     log:
@@ -30,4 +29,4 @@ rule evalset:
 
 rule cache:
     input:
-        cache_targets(config["tier"]),
+        cache_targets,

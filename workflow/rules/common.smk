@@ -1,10 +1,12 @@
 # Target lists, per-run configuration and the gpicl sources each phase runs.
 import json
 
-from gpicl.config import run_config
+from snakemake.exceptions import WorkflowError
 
-IMAGE_DATASETS = ["mnist", "fashion_mnist"]
-RANDOM_DATASET = "random"
+from gpicl.config import run_config
+from gpicl.io import read_json
+
+RANDOM_DATASET = "random"  # synthetic: made in the cache phase, never downloaded
 
 # Each rule depends on the code it runs, so editing that code reruns the rule.
 SRC = {
@@ -29,6 +31,7 @@ SRC = {
         *sorted(str(p) for p in Path("gpicl/figures").glob("*.py")),
     ],
 }
+SRC["bench"] = ["gpicl/bench.py", *SRC["train"]]
 
 
 def tier_cfg(tier):
@@ -49,25 +52,47 @@ def fig3_runs(tier):
 
 def datasets_needed():
     exp = config["experiments"]["fig3"]
-    used = set(exp["train_datasets"]) | set(exp["test_datasets"])
-    return [d for d in IMAGE_DATASETS if d in used]
+    used = exp["train_datasets"] + exp["test_datasets"]
+    return sorted({d for d in used if d != RANDOM_DATASET})
+
+
+def dataset_status(dataset):
+    """Availability record of one dataset (waits for the dataset_status checkpoint)."""
+    return read_json(checkpoints.dataset_status.get(dataset=dataset).output[0])
+
+
+def dataset_npz(dataset):
+    """The verified .npz of a dataset that must exist (a training or cached dataset)."""
+    status = dataset_status(dataset)
+    if not status["available"]:
+        raise WorkflowError(
+            f"dataset {dataset} is needed but unavailable: {status['reason']}"
+        )
+    return status["path"]
+
+
+def test_datasets_available(tier):
+    """Meta-test datasets that have data (the synthetic random set always has)."""
+    return [
+        d
+        for d in config["experiments"]["fig3"]["test_datasets"]
+        if d == RANDOM_DATASET or dataset_status(d)["available"]
+    ]
 
 
 # ----------------------------------------------------------------------------- phase targets
 def data_targets():
-    return expand("resources/datasets/{dataset}.npz", dataset=datasets_needed())
+    return expand("resources/datasets/{dataset}.status.json", dataset=datasets_needed())
 
 
-def cache_targets(tier):
+def cache_targets(wildcards):
+    tier = config["tier"]
+    available = test_datasets_available(tier)
+    train = config["experiments"]["fig3"]["train_datasets"]
+    images = sorted({d for d in train + available if d != RANDOM_DATASET})
     return expand(
-        "results/cache/{dataset}-{spec}.pt",
-        dataset=datasets_needed(),
-        spec=spec_tag(tier),
-    ) + expand(
-        "results/{tier}/evalsets/{test}.pt",
-        tier=tier,
-        test=config["experiments"]["fig3"]["test_datasets"],
-    )
+        "results/cache/{dataset}-{spec}.pt", dataset=images, spec=spec_tag(tier)
+    ) + expand("results/{tier}/evalsets/{test}.pt", tier=tier, test=available)
 
 
 def train_targets(tier):
@@ -81,8 +106,12 @@ def fig3_eval_files(tier):
         "results/{tier}/eval/fig3/{run}/{test}.json",
         tier=tier,
         run=fig3_runs(tier),
-        test=config["experiments"]["fig3"]["test_datasets"],
+        test=test_datasets_available(tier),
     )
+
+
+def evaluate_targets(wildcards):
+    return fig3_eval_files(config["tier"])
 
 
 def figure_targets(tier):
@@ -98,10 +127,14 @@ def data_cache_of(dataset, tier):
     return f"results/cache/{dataset}-{spec_tag(tier)}.pt"
 
 
+def data_cache_inputs(wildcards):
+    return {"npz": dataset_npz(wildcards.dataset), "src": SRC["cache"]}
+
+
 def evalset_inputs(wildcards):
     if wildcards.test == RANDOM_DATASET:
         return {"src": SRC["cache"]}
-    return {"npz": f"resources/datasets/{wildcards.test}.npz", "src": SRC["cache"]}
+    return {"npz": dataset_npz(wildcards.test), "src": SRC["cache"]}
 
 
 def evalset_options(wildcards, input):
@@ -163,7 +196,7 @@ def table1_eval_files(tier):
         "results/{tier}/eval/fig3/mnist-s{seed}/{test}.json",
         tier=tier,
         seed=tier_cfg(tier)["seeds"],
-        test=config["experiments"]["fig3"]["test_datasets"],
+        test=test_datasets_available(tier),
     )
 
 
@@ -172,4 +205,30 @@ def fig3_inputs(wildcards):
 
 
 def table1_inputs(wildcards):
-    return {"evals": table1_eval_files(wildcards.tier), "src": SRC["figures"]}
+    tests = config["experiments"]["fig3"]["test_datasets"]
+    return {
+        "evals": table1_eval_files(wildcards.tier),
+        "status": expand(
+            "resources/datasets/{dataset}.status.json",
+            dataset=[d for d in tests if d != RANDOM_DATASET],
+        ),
+        "src": SRC["figures"],
+    }
+
+
+def table1_expected(wildcards):
+    """The paper tier must have every Table 1 column (or an explicit unavailability record)."""
+    if wildcards.tier != "paper":
+        return ""
+    return "--expect " + " ".join(config["experiments"]["fig3"]["test_datasets"])
+
+
+def named_inputs(key):
+    """Params function giving the input files named `key`, or nothing while a checkpoint they
+    depend on is still pending (Snakemake formats shell commands before re-evaluating).
+    """
+
+    def files(wildcards, input):
+        return " ".join(input[key]) if key in input.keys() else ""
+
+    return files

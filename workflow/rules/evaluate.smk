@@ -19,4 +19,4 @@ rule evaluate:
 
 rule evaluate_all:
     input:
-        fig3_eval_files(config["tier"]),
+        evaluate_targets,

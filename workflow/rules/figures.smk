@@ -7,9 +7,11 @@ rule fig3:
         "logs/{tier}/figures/fig3.log",
     conda:
         "../envs/gpicl.yaml"
+    params:
+        evals=named_inputs("evals"),
     shell:
         "gpicl figure fig3 --out results/{wildcards.tier}/figures/fig3_learning_curves "
-        "{input.evals} > {log} 2>&1"
+        "{params.evals} > {log} 2>&1"
 
 
 rule table1:
@@ -21,9 +23,13 @@ rule table1:
         "logs/{tier}/figures/table1.log",
     conda:
         "../envs/gpicl.yaml"
+    params:
+        evals=named_inputs("evals"),
+        status=named_inputs("status"),
+        expect=table1_expected,
     shell:
         "gpicl figure table1 --out results/{wildcards.tier}/tables/table1 "
-        "{input.evals} > {log} 2>&1"
+        "--status {params.status} {params.expect} {params.evals} > {log} 2>&1"
 
 
 rule figures:
