@@ -99,7 +99,7 @@ def _cmd_evaluate(args) -> None:
 def _cmd_figure(args) -> None:
     from gpicl.figures import FIGURES, table1
 
-    inputs = sorted(Path(p) for p in args.inputs)
+    inputs = sorted(Path(p) for p in args.evals)
     if args.name == "table1":
         table1.make(
             inputs,
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output prefix (suffixes are added)")
     p.add_argument("--status", nargs="*", help="table1: dataset status JSON files")
     p.add_argument("--expect", nargs="*", help="table1: datasets that must have a column")
-    p.add_argument("inputs", nargs="*")
+    p.add_argument("--evals", nargs="+", required=True, help="evaluation result JSON files")
     p.set_defaults(func=_cmd_figure)
     from gpicl.bench import add_bench_parser
 

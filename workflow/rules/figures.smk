@@ -11,7 +11,7 @@ rule fig3:
         evals=named_inputs("evals"),
     shell:
         "gpicl figure fig3 --out results/{wildcards.tier}/figures/fig3_learning_curves "
-        "{params.evals} > {log} 2>&1"
+        "--evals {params.evals} > {log} 2>&1"
 
 
 rule table1:
@@ -29,7 +29,7 @@ rule table1:
         expect=table1_expected,
     shell:
         "gpicl figure table1 --out results/{wildcards.tier}/tables/table1 "
-        "--status {params.status} {params.expect} {params.evals} > {log} 2>&1"
+        "--status {params.status} {params.expect} --evals {params.evals} > {log} 2>&1"
 
 
 rule figures:
