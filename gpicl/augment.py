@@ -173,12 +173,16 @@ def sample_training_batch(
     task_seed: int,
     gen: torch.Generator,
     distinct_examples: int | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step's batch on x_train's device: tokens (B, L, Nx+10), targets (B, L), task ids (T,).
 
     Every sequence is a fresh draw of base examples (never a frozen sequence per task). With
     `distinct_examples=K`, each sequence first picks K base examples and then draws its L
     positions from those K (the exemplar-repetition curriculum); None means i.i.d. draws.
+    `shard=(rank, world)`: all random draws are made for the whole step, then only this rank's
+    contiguous share of the tasks is built, so data-parallel ranks together see exactly the
+    batch one process would.
     """
     device = x_train.device
     T, S, L = spec.tasks_per_step, spec.seqs_per_task, spec.seq_len
@@ -190,9 +194,14 @@ def sample_training_batch(
         pool = torch.randint(0, n, (T, S, distinct_examples), generator=gen, device=device)
         pick = torch.randint(0, distinct_examples, (T, S, L), generator=gen, device=device)
         idx = torch.gather(pool, 2, pick)
+    rank, world = shard
+    if T % world:
+        raise ValueError(f"tasks_per_step={T} is not divisible by {world} data-parallel ranks")
+    mine = slice(rank * T // world, (rank + 1) * T // world)
+    ids, idx = ids[mine], idx[mine]
     x, y = apply_tasks(x_train[idx], y_train[idx], task_seed, ids)
-    tokens = make_tokens(x, y).view(T * S, L, -1)
-    return tokens, y.reshape(T * S, L), ids
+    tokens = make_tokens(x, y).flatten(0, 1)
+    return tokens, y.flatten(0, 1), ids
 
 
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:

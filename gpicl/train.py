@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import resource
 import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from gpicl.augment import BatchSpec, curriculum_examples, sample_training_batch, step_generator
@@ -59,13 +62,16 @@ def training_step(
     gen: torch.Generator,
     distinct_examples: int | None,
     autocast,
+    shard: tuple[int, int] = (0, 1),
 ) -> torch.Tensor:
     """One meta-training step: batch made on the device, forward, loss, backward, Adam.
 
-    Returns (loss, accuracy, gradient norm) as a device tensor: no host synchronisation.
+    Returns (loss, accuracy, gradient norm) as a device tensor: no host synchronisation. Under
+    data parallelism `model` is the DistributedDataParallel wrapper and `shard` this rank's
+    share; the returned statistics are averaged over ranks (equal shares: the global mean).
     """
     tokens, targets, _ = sample_training_batch(
-        spec, x_train, y_train, task_seed, gen, distinct_examples
+        spec, x_train, y_train, task_seed, gen, distinct_examples, shard
     )
     with autocast:
         logits = model(tokens)
@@ -78,7 +84,25 @@ def training_step(
     )
     optimizer.step()
     accuracy = (logits.argmax(-1) == targets).float().mean()
-    return torch.stack([loss.detach(), accuracy, grad_norm])
+    stats = torch.stack([loss.detach(), accuracy, grad_norm])
+    if shard[1] > 1:
+        dist.all_reduce(stats)
+        stats /= shard[1]
+    return stats
+
+
+def data_parallel_setup() -> tuple[int, int]:
+    """(rank, world size) when launched by torchrun with several processes, else (0, 1).
+
+    Gradients are averaged by DistributedDataParallel; every rank draws the same step's random
+    numbers and builds only its share of the tasks (augment.sample_training_batch).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
 
 
 def autocast_context(dev: torch.device, amp: bool):
@@ -145,20 +169,29 @@ def train(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = data_parallel_setup()
+    lead = rank == 0  # only rank 0 writes files
     dev = pick_device(device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(dev)
     set_determinism(run_cfg["seed"], threads)
     tcfg = run_cfg["train"]
     cfg_path = run_dir / "config.json"
-    if cfg_path.exists() and read_json(cfg_path) != run_cfg:
-        # A changed configuration must not resume a checkpoint made under another one.
-        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
-    write_json(cfg_path, run_cfg)
+    if lead:
+        if cfg_path.exists() and read_json(cfg_path) != run_cfg:
+            # A changed configuration must not resume a checkpoint made under another one.
+            (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+        write_json(cfg_path, run_cfg)
+    if world > 1:
+        dist.barrier()
 
     cache = load_cache(cache_path, dev)
     x_train, y_train = cache["x_train"], cache["y_train"]
     spec = batch_spec(tcfg)
     model = build_model(run_cfg["model"], x_train.shape[1], spec.seq_len).to(dev)
     optimizer = Adam(model.parameters(), lr=tcfg["lr"], eps=tcfg["eps"], eps_root=tcfg["eps_root"])
+    net = DistributedDataParallel(model) if world > 1 else model
 
     start, rows = 0, []
     ckpt_path = run_dir / "checkpoint.pt"
@@ -180,7 +213,7 @@ def train(
         total=steps,
         initial=start,
         desc=run_cfg["name"],
-        disable=not progress,
+        disable=not (progress and lead),
         mininterval=2.0,
         unit="step",
     )
@@ -197,7 +230,16 @@ def train(
             )
         gen = step_generator(run_cfg["seed"], step, dev)
         stats = training_step(
-            model, optimizer, spec, x_train, y_train, run_cfg["task_seed"], gen, k, autocast
+            net,
+            optimizer,
+            spec,
+            x_train,
+            y_train,
+            run_cfg["task_seed"],
+            gen,
+            k,
+            autocast,
+            shard=(rank, world),
         )
         pending.append((step + 1, k or 0, stats))
         bar.update(1)
@@ -205,13 +247,18 @@ def train(
         if at_checkpoint or len(pending) == READBACK_EVERY:
             _drain(pending, rows, run_cfg["name"], last_checkpoint)
             bar.set_postfix(loss=f"{rows[-1][1]:.4f}", acc=f"{rows[-1][2]:.3f}")
-        if at_checkpoint:
+        if at_checkpoint and lead:
             _save_checkpoint(ckpt_path, model, optimizer, step + 1, rows)
             _write_log(run_dir / "log.csv", rows)
+        if at_checkpoint:
             last_checkpoint = step + 1
     bar.close()
     seconds = time.perf_counter() - t0
     summary = {"steps_done": end, "finished": end == steps}
+    if world > 1:
+        dist.barrier()
+        if not lead:
+            return summary
     if end == steps:
         save_torch({"model": model.state_dict(), "config": run_cfg}, run_dir / "model.pt")
         summary.update(

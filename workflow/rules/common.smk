@@ -170,6 +170,24 @@ def tier_threads(wildcards):
     return tier_cfg(wildcards.tier)["threads"]
 
 
+def train_launcher(wildcards):
+    """`gpicl train`, or torchrun with one process per device for data parallelism."""
+    n = tier_cfg(wildcards.tier)["processes"]
+    if n == 1:
+        return "gpicl train"
+    return f"torchrun --standalone --nproc-per-node={n} -m gpicl.cli train"
+
+
+def gpus_for_training(wildcards):
+    """GPU resource of a training job (used by cluster executors; 0 on CPU tiers)."""
+    t = tier_cfg(wildcards.tier)
+    return 0 if t["device"] == "cpu" else t["processes"]
+
+
+def gpus_for_evaluation(wildcards):
+    return 0 if tier_cfg(wildcards.tier)["device"] == "cpu" else 1
+
+
 def tier_device(wildcards):
     return tier_cfg(wildcards.tier)["device"]
 

@@ -20,7 +20,7 @@ rule train:
         run_dir=run_dir,
         device=tier_device,
     shell:
-        "gpicl train --run-config {params.run_config:q} --cache {input.cache} "
+        "{params.launcher} --run-config {params.run_config:q} --cache {input.cache} "
         "--run-dir {params.run_dir} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
