@@ -34,8 +34,22 @@ def test_rank_shards_together_are_the_global_batch():
 
 def _train_cli(cfg: dict, cache: Path, run_dir: Path, nproc: int) -> None:
     launcher = [str(BIN / "torchrun"), "--standalone", f"--nproc-per-node={nproc}"]
-    args = ["-m", "gpicl.cli", "train", "--run-config", json.dumps(cfg), "--cache", str(cache),
-            "--run-dir", str(run_dir), "--device", "cpu", "--threads", "1", "--no-progress"]
+    args = [
+        "-m",
+        "gpicl.cli",
+        "train",
+        "--run-config",
+        json.dumps(cfg),
+        "--cache",
+        str(cache),
+        "--run-dir",
+        str(run_dir),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     cmd = launcher + args if nproc > 1 else [sys.executable, *args]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
