@@ -8,6 +8,8 @@ rule evaluate:
     conda:
         "../envs/gpicl.yaml"
     threads: tier_threads
+    resources:
+        gpu=gpus_for_evaluation,
     params:
         cache=cache_option,
         device=tier_device,

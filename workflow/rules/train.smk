@@ -15,10 +15,13 @@ rule train:
     conda:
         "../envs/gpicl.yaml"
     threads: tier_threads
+    resources:
+        gpu=gpus_for_training,
     params:
         run_config=run_config_json,
         run_dir=run_dir,
         device=tier_device,
+        launcher=train_launcher,
     shell:
         "{params.launcher} --run-config {params.run_config:q} --cache {input.cache} "
         "--run-dir {params.run_dir} --device {params.device} --threads {threads} > {log} 2>&1"
