@@ -115,3 +115,38 @@ def test_invalid_params_fail_before_any_compute_naming_the_key(tmp_path, downloa
     )
     assert cli.returncode != 0
     assert "tiers.ci.train.lr" in cli.stderr
+
+
+def test_slurm_profile_sends_paper_training_to_a_gpu_node(tmp_path, downloads_dir):
+    """Dry run through the SLURM executor plugin: a paper-tier training job asks for a GPU."""
+    work = _copy_repo(tmp_path / "slurm", downloads_dir)
+    datasets = work / "resources" / "datasets"
+    datasets.mkdir()
+    (datasets / "mnist.npz").write_bytes(b"placeholder: a dry run reads no data")
+    (datasets / "mnist.status.json").write_text(
+        '{"available": true, "dataset": "mnist", "path": "resources/datasets/mnist.npz", '
+        '"reason": null}\n'
+    )
+    env = dict(os.environ, CI="1", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    run = subprocess.run(
+        [
+            str(BIN / "snakemake"),
+            "--workflow-profile",
+            "workflow/profiles/slurm",
+            "--config",
+            "tier=paper",
+            "--dry-run",
+            "results/paper/runs/fig3/mnist-s0/done.json",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    train_job = out[out.index("rule train:") :]
+    assert "gpu=1" in train_job
+    assert "slurm_partition=" in train_job
+    assert not (work / "results" / "paper" / "runs").exists()
