@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from gpicl.augment import apply_tasks, make_tokens
 from gpicl.cache import RANDOM_DATASET, eval_inputs
 from gpicl.io import rounded, write_json
-from gpicl.models import build_model
+from gpicl.models import build_model, model_size
 from gpicl.repro import pick_device, set_determinism
 
 TASK_SETS = ("seen", "unseen", "identity")
@@ -89,6 +89,9 @@ def evaluate_run(
     result = dict(experiment_meta)
     result.update(
         run=run_cfg["name"],
+        experiment=run_cfg["experiment"],
+        model_size=model_size(run_cfg["model"]),
+        num_tasks=run_cfg["train"]["num_tasks"],
         dataset=evalset["dataset"],
         train_dataset=run_cfg["train_dataset"],
         seed=run_cfg["seed"],

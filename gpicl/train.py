@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from gpicl.augment import BatchSpec, curriculum_examples, sample_training_batch, step_generator
 from gpicl.io import read_json, save_torch, write_json, write_text
+from gpicl.metrics import plateau_length
 from gpicl.models import build_model
 from gpicl.optim import Adam
 from gpicl.repro import pick_device, set_determinism
@@ -267,6 +268,9 @@ def train(
             final_accuracy=round(rows[-1][2], 6),
             num_params=model.num_params(),
             state_size=model.state_size(),
+            # First step whose smoothed loss is a margin below chance (gpicl.metrics); None if
+            # the run never left the plateau.
+            plateau_step=plateau_length([r[1] for r in rows], [r[0] for r in rows]),
         )
         write_json(run_dir / "done.json", summary)
     # Machine-dependent numbers stay out of done.json so that results are byte-identical.

@@ -13,8 +13,10 @@ from gpicl.config import (
     REPO_ROOT,
     ParamsError,
     load_params,
+    parse_run_name,
     preprocess_spec,
     run_config,
+    run_name,
     validate_params,
 )
 
@@ -101,7 +103,7 @@ def test_paper_tier_carries_the_authors_defaults(repo_params):
 def test_run_config_maps_unlimited_tasks_and_keeps_integers(params):
     params["tiers"]["ci"]["train"]["num_tasks"] = "unlimited"
     validate_params(params)
-    cfg = run_config(params, "ci", "fig3", "mnist", 1)
+    cfg = run_config(params, "ci", "fig3", "mnist-s1")
     assert cfg["train"]["num_tasks"] == UNLIMITED_TASKS
     assert params["tiers"]["ci"]["train"]["num_tasks"] == "unlimited"  # params left untouched
     assert cfg["name"] == "fig3/mnist-s1" and cfg["seed"] == 1
@@ -109,7 +111,22 @@ def test_run_config_maps_unlimited_tasks_and_keeps_integers(params):
     assert cfg["model"] == params["tiers"]["ci"]["model"]
 
     params["tiers"]["ci"]["train"]["num_tasks"] = 8
-    assert run_config(params, "ci", "fig3", "mnist", 1)["train"]["num_tasks"] == 8
+    assert run_config(params, "ci", "fig3", "mnist-s1")["train"]["num_tasks"] == 8
+
+
+def test_run_name_overrides_model_and_task_count(params):
+    cfg = run_config(params, "ci", "transitions", "fashion_mnist-transformer8-t5-s2")
+    assert cfg["train_dataset"] == "fashion_mnist" and cfg["seed"] == 2
+    assert cfg["train"]["num_tasks"] == 32
+    assert cfg["model"]["width"] == 8
+    assert cfg["model"]["layers"] == params["tiers"]["ci"]["model"]["layers"]
+    mlp = run_config(params, "ci", "transitions", "mnist-mlp64-t0-s0")
+    assert mlp["model"] == {"type": "mlp", "hidden_size": 64}
+    assert mlp["train"]["num_tasks"] == 1
+    assert parse_run_name("mnist-s0")["model"] is None
+    assert run_name("mnist", 3, "transformer", 16, 7) == "mnist-transformer16-t7-s3"
+    with pytest.raises(ParamsError, match="does not read"):
+        parse_run_name("mnist-transformer-s0")
 
 
 def test_preprocess_spec_from_tier(repo_params):

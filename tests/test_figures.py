@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gpicl.figures import FIGURES, fig3_learning_curves, table1
+from gpicl.figures import FIGURES, fig2_heatmaps, fig3_learning_curves, fig4_transitions, table1
 from gpicl.io import write_json
 from gpicl.plotting import new_figure, save_figure, write_csv
 
@@ -86,7 +86,12 @@ def table1_files(tmp_path: Path) -> list[Path]:
 
 
 def test_figures_registry_names_the_cli_targets():
-    assert FIGURES == {"fig3": fig3_learning_curves.make, "table1": table1.make}
+    assert FIGURES == {
+        "fig2": fig2_heatmaps.make,
+        "fig3": fig3_learning_curves.make,
+        "fig4": fig4_transitions.make,
+        "table1": table1.make,
+    }
 
 
 def test_fig3_csv_holds_mean_and_min_max_over_seeds(tmp_path, fig3_files):

@@ -3,8 +3,9 @@ import json
 
 from snakemake.exceptions import WorkflowError
 
-from gpicl.config import run_config
+from gpicl.config import parse_run_name, run_config, run_name
 from gpicl.io import read_json
+from gpicl.models import MODEL_SOURCES
 
 RANDOM_DATASET = "random"  # synthetic: made in the cache phase, never downloaded
 
@@ -12,12 +13,14 @@ RANDOM_DATASET = "random"  # synthetic: made in the cache phase, never downloade
 SRC = {
     "data": ["gpicl/io.py", *sorted(str(p) for p in Path("gpicl/data").glob("*.py"))],
     "cache": ["gpicl/cache.py", "gpicl/augment.py", "gpicl/io.py"],
+    # Plus the file of the run's own model type (train_inputs), so a new model type does not
+    # rerun the runs of the others.
     "train": [
         "gpicl/train.py",
         "gpicl/augment.py",
         "gpicl/optim.py",
         "gpicl/repro.py",
-        *sorted(str(p) for p in Path("gpicl/models").glob("*.py")),
+        "gpicl/models/__init__.py",
     ],
     "evaluate": [
         "gpicl/evaluate.py",
@@ -31,7 +34,7 @@ SRC = {
         *sorted(str(p) for p in Path("gpicl/figures").glob("*.py")),
     ],
 }
-SRC["bench"] = ["gpicl/bench.py", *SRC["train"]]
+SRC["bench"] = ["gpicl/bench.py", *SRC["train"], MODEL_SOURCES["transformer"]]
 
 
 def tier_cfg(tier):
@@ -50,9 +53,25 @@ def fig3_runs(tier):
     )
 
 
+def transitions_runs(tier):
+    """Figures 2 and 4: one run per (capacity, log2 tasks, seed) of the tier's grid."""
+    exp = config["experiments"]["transitions"]
+    grid = exp["grids"][tier]
+    sizes = [("transformer", w) for w in grid["transformer_widths"]]
+    sizes += [("mlp", h) for h in grid["mlp_hidden_sizes"]]
+    return [
+        run_name(exp["train_dataset"], seed, model, size, k)
+        for model, size in sizes
+        for k in grid["log2_tasks"]
+        for seed in grid["seeds"]
+    ]
+
+
 def datasets_needed():
-    exp = config["experiments"]["fig3"]
-    used = exp["train_datasets"] + exp["test_datasets"]
+    fig3 = config["experiments"]["fig3"]
+    transitions = config["experiments"]["transitions"]
+    used = fig3["train_datasets"] + fig3["test_datasets"] + transitions["test_datasets"]
+    used.append(transitions["train_dataset"])
     return sorted({d for d in used if d != RANDOM_DATASET})
 
 
@@ -98,6 +117,10 @@ def cache_targets(wildcards):
 def train_targets(tier):
     return expand(
         "results/{tier}/runs/fig3/{run}/done.json", tier=tier, run=fig3_runs(tier)
+    ) + expand(
+        "results/{tier}/runs/transitions/{run}/done.json",
+        tier=tier,
+        run=transitions_runs(tier),
     )
 
 
@@ -110,16 +133,35 @@ def fig3_eval_files(tier):
     )
 
 
+def transitions_eval_files(tier):
+    return expand(
+        "results/{tier}/eval/transitions/{run}/{test}.json",
+        tier=tier,
+        run=transitions_runs(tier),
+        test=config["experiments"]["transitions"]["test_datasets"],
+    )
+
+
 def evaluate_targets(wildcards):
-    return fig3_eval_files(config["tier"])
+    tier = config["tier"]
+    return fig3_eval_files(tier) + transitions_eval_files(tier)
 
 
 def figure_targets(tier):
-    return expand(
-        "results/{tier}/figures/fig3_learning_curves.{ext}",
-        tier=tier,
-        ext=["png", "svg", "csv"],
-    ) + expand("results/{tier}/tables/table1.{ext}", tier=tier, ext=["md", "csv"])
+    return (
+        expand(
+            "results/{tier}/figures/fig3_learning_curves.{ext}",
+            tier=tier,
+            ext=["png", "svg", "csv"],
+        )
+        + expand("results/{tier}/tables/table1.{ext}", tier=tier, ext=["md", "csv"])
+        + expand(
+            "results/{tier}/figures/{name}.{ext}",
+            tier=tier,
+            name=["fig2_heatmaps", "fig4_transitions"],
+            ext=["png", "svg", "csv"],
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- input functions
@@ -147,23 +189,17 @@ def evalset_options(wildcards, input):
     )
 
 
-def train_cache(wildcards):
-    return data_cache_of(wildcards.dataset, wildcards.tier)
+def train_inputs(wildcards):
+    cfg = run_config(config, wildcards.tier, wildcards.experiment, wildcards.run)
+    return {
+        "cache": data_cache_of(cfg["train_dataset"], wildcards.tier),
+        "src": SRC["train"] + [MODEL_SOURCES[cfg["model"]["type"]]],
+    }
 
 
 def run_config_json(wildcards):
-    cfg = run_config(
-        config,
-        wildcards.tier,
-        wildcards.experiment,
-        wildcards.dataset,
-        int(wildcards.seed),
-    )
+    cfg = run_config(config, wildcards.tier, wildcards.experiment, wildcards.run)
     return json.dumps(cfg, sort_keys=True)
-
-
-def run_dir(wildcards):
-    return f"results/{wildcards.tier}/runs/{wildcards.experiment}/{wildcards.dataset}-s{wildcards.seed}"
 
 
 def tier_threads(wildcards):
@@ -193,7 +229,7 @@ def tier_device(wildcards):
 
 
 def evaluate_inputs(wildcards):
-    run = f"results/{wildcards.tier}/runs/{wildcards.experiment}/{wildcards.dataset}-s{wildcards.seed}"
+    run = f"results/{wildcards.tier}/runs/{wildcards.experiment}/{wildcards.run}"
     inputs = {
         "model": f"{run}/model.pt",
         "done": f"{run}/done.json",
@@ -220,6 +256,10 @@ def table1_eval_files(tier):
 
 def fig3_inputs(wildcards):
     return {"evals": fig3_eval_files(wildcards.tier), "src": SRC["figures"]}
+
+
+def transitions_inputs(wildcards):
+    return {"evals": transitions_eval_files(wildcards.tier), "src": SRC["figures"]}
 
 
 def table1_inputs(wildcards):

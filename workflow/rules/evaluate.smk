@@ -2,9 +2,9 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        "results/{tier}/eval/{experiment}/{dataset}-s{seed}/{test}.json",
+        "results/{tier}/eval/{experiment}/{run}/{test}.json",
     log:
-        "logs/{tier}/eval/{experiment}/{dataset}-s{seed}/{test}.log",
+        "logs/{tier}/eval/{experiment}/{run}/{test}.log",
     conda:
         "../envs/gpicl.yaml"
     threads: tier_threads

@@ -32,6 +32,38 @@ rule table1:
         "--status {params.status} {params.expect} --evals {params.evals} > {log} 2>&1"
 
 
+rule fig2:
+    input:
+        unpack(transitions_inputs),
+    output:
+        multiext("results/{tier}/figures/fig2_heatmaps", ".png", ".svg", ".csv"),
+    log:
+        "logs/{tier}/figures/fig2.log",
+    conda:
+        "../envs/gpicl.yaml"
+    params:
+        evals=named_inputs("evals"),
+    shell:
+        "gpicl figure fig2 --out results/{wildcards.tier}/figures/fig2_heatmaps "
+        "--evals {params.evals} > {log} 2>&1"
+
+
+rule fig4:
+    input:
+        unpack(transitions_inputs),
+    output:
+        multiext("results/{tier}/figures/fig4_transitions", ".png", ".svg", ".csv"),
+    log:
+        "logs/{tier}/figures/fig4.log",
+    conda:
+        "../envs/gpicl.yaml"
+    params:
+        evals=named_inputs("evals"),
+    shell:
+        "gpicl figure fig4 --out results/{wildcards.tier}/figures/fig4_transitions "
+        "--evals {params.evals} > {log} 2>&1"
+
+
 rule figures:
     input:
         figure_targets(config["tier"]),

@@ -1,17 +1,17 @@
-# One meta-training run per (experiment, dataset, seed). A killed job resumes from
+# One meta-training run per (experiment, run); the run's name fixes its dataset, seed and any
+# grid point (gpicl.config.run_config). A killed job resumes from
 # checkpoint.pt (not a declared output, so Snakemake keeps it).
 rule train:
     input:
-        cache=train_cache,
-        src=SRC["train"],
+        unpack(train_inputs),
     output:
-        model="results/{tier}/runs/{experiment}/{dataset}-s{seed}/model.pt",
-        log_csv="results/{tier}/runs/{experiment}/{dataset}-s{seed}/log.csv",
-        done="results/{tier}/runs/{experiment}/{dataset}-s{seed}/done.json",
+        model="results/{tier}/runs/{experiment}/{run}/model.pt",
+        log_csv="results/{tier}/runs/{experiment}/{run}/log.csv",
+        done="results/{tier}/runs/{experiment}/{run}/done.json",
     log:
-        "logs/{tier}/train/{experiment}/{dataset}-s{seed}.log",
+        "logs/{tier}/train/{experiment}/{run}.log",
     benchmark:
-        "benchmarks/{tier}/train/{experiment}/{dataset}-s{seed}.tsv"
+        "benchmarks/{tier}/train/{experiment}/{run}.tsv"
     conda:
         "../envs/gpicl.yaml"
     threads: tier_threads
@@ -19,7 +19,7 @@ rule train:
         gpu=gpus_for_training,
     params:
         run_config=run_config_json,
-        run_dir=run_dir,
+        run_dir="results/{tier}/runs/{experiment}/{run}",
         device=tier_device,
         launcher=train_launcher,
     shell:
