@@ -108,7 +108,7 @@ def _cmd_figure(args) -> None:
             unavailable=table1.load_unavailable(args.status or []),
         )
     else:
-        FIGURES[args.name](inputs, Path(args.out))
+        FIGURES[args.name](inputs, Path(args.out), **json.loads(args.options))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", nargs="*", help="table1: dataset status JSON files")
     p.add_argument("--expect", nargs="*", help="table1: datasets that must have a column")
     p.add_argument("--evals", nargs="+", required=True, help="evaluation result JSON files")
+    p.add_argument("--options", default="{}", help="keyword arguments of the figure, as JSON")
     p.set_defaults(func=_cmd_figure)
     from gpicl.bench import add_bench_parser
 

@@ -61,7 +61,7 @@ rule fig4:
         evals=named_inputs("evals"),
     shell:
         "gpicl figure fig4 --out results/{wildcards.tier}/figures/fig4_transitions "
-        "--evals {params.evals} > {log} 2>&1"
+        "--options {params.options:q} --evals {params.evals} > {log} 2>&1"
 
 
 rule figures:
