@@ -261,6 +261,9 @@ def train(
         if not lead:
             return summary
     if end == steps:
+        # Written here too: a rerun that resumes from the final checkpoint trains no step, and
+        # the workflow removes a rerun job's old outputs before starting it.
+        _write_log(run_dir / "log.csv", rows)
         save_torch({"model": model.state_dict(), "config": run_cfg}, run_dir / "model.pt")
         summary.update(
             name=run_cfg["name"],

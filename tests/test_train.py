@@ -280,3 +280,17 @@ def test_evaluate_run_scores_seen_unseen_identity_per_position(cache_path, tmp_p
         assert 0 <= stats["correct_last"] <= 6
     # Seen and unseen are different tasks applied to the same sequences.
     assert out["task_sets"]["seen"]["loss"] != out["task_sets"]["unseen"]["loss"]
+
+
+def test_rerun_from_final_checkpoint_rewrites_every_output(cache_path, tmp_path):
+    """Snakemake deletes a rerun job's outputs first; resuming at the last step must restore
+    log.csv, model.pt and done.json byte for byte without training again."""
+    cfg = run_config()
+    run(cfg, cache_path, tmp_path / "r")
+    before = {n: (tmp_path / "r" / n).read_bytes() for n in ("log.csv", "model.pt", "done.json")}
+    for name in before:
+        (tmp_path / "r" / name).unlink()
+    run(cfg, cache_path, tmp_path / "r")
+    after = {n: (tmp_path / "r" / n).read_bytes() for n in before}
+    assert after == before
+    assert read_json(tmp_path / "r" / "timing.json")["steps_this_call"] == 0
