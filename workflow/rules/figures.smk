@@ -59,6 +59,7 @@ rule fig4:
         "../envs/gpicl.yaml"
     params:
         evals=named_inputs("evals"),
+        options=json.dumps(config["experiments"]["transitions"]["regimes"]),
     shell:
         "gpicl figure fig4 --out results/{wildcards.tier}/figures/fig4_transitions "
         "--options {params.options:q} --evals {params.evals} > {log} 2>&1"
