@@ -39,8 +39,7 @@ class NonFiniteLossError(FloatingPointError):
 
 def load_cache(path: str | Path, device: torch.device) -> dict:
     """The augmentation cache of one (dataset, preprocessing spec): preprocessed tensors."""
-    cache = torch.load(path, map_location=device, weights_only=True)
-    return cache
+    return torch.load(path, map_location=device, weights_only=True)
 
 
 def batch_spec(train_cfg: dict) -> BatchSpec:

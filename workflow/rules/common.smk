@@ -3,11 +3,11 @@ import json
 
 from snakemake.exceptions import WorkflowError
 
-from gpicl.config import parse_run_name, run_config, run_name
+from gpicl.cache import RANDOM_DATASET  # synthetic: made in the cache phase, never downloaded
+from gpicl.config import run_config, run_name
 from gpicl.io import read_json
 from gpicl.models import MODEL_SOURCES
 
-RANDOM_DATASET = "random"  # synthetic: made in the cache phase, never downloaded
 
 # Each rule depends on the code it runs, so editing that code reruns the rule.
 SRC = {
