@@ -13,6 +13,7 @@ import jsonschema
 import yaml
 
 from gpicl.augment import UNLIMITED_TASKS, PreprocessSpec
+from gpicl.models import MODEL_SOURCES, SIZE_FIELD
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
@@ -52,13 +53,21 @@ def preprocess_spec(tier_cfg: dict) -> PreprocessSpec:
 
 
 # A run's name says everything that differs from its tier's defaults:
-#   <dataset>[-<model><size>][-t<log2 tasks>]-s<seed>, e.g. mnist-s0, mnist-transformer64-t16-s1
+#   <dataset>[-<model><size>[-k<key size>][-l<layers>]][-t<log2 tasks>]-s<seed>
+# e.g. mnist-s0 (the tier's Transformer), mnist-transformer64-t16-s1, mnist-lstm128-s0,
+# mnist-transformer64-k4-l1-s0 (key size and layers: Transformers only).
+# `<model><size>[-k..][-l..]` alone is a model spec, as listed in params.yaml's grids.
+MODEL_SPEC = (
+    r"(?P<model>" + "|".join(sorted(MODEL_SOURCES, key=len, reverse=True)) + r")(?P<size>\d+)"
+    r"(?:-k(?P<key_size>\d+))?(?:-l(?P<layers>\d+))?"
+)
 RUN_NAME = re.compile(
     r"^(?P<dataset>[a-z0-9_]+)"
-    r"(?:-(?P<model>transformer|mlp)(?P<size>\d+))?"
+    rf"(?:-{MODEL_SPEC})?"
     r"(?:-t(?P<log2_tasks>\d+))?"
     r"-s(?P<seed>\d+)$"
 )
+_INT_PARTS = ("seed", "size", "key_size", "layers", "log2_tasks")
 
 
 def run_name(
@@ -67,28 +76,35 @@ def run_name(
     model: str | None = None,
     size: int | None = None,
     log2_tasks: int | None = None,
+    spec: str | None = None,
 ) -> str:
+    """The run's name; `spec` (e.g. "transformer64-k4") stands for model and size."""
     name = dataset
-    if model is not None:
+    if spec is not None:
+        name += f"-{spec}"
+    elif model is not None:
         name += f"-{model}{size}"
     if log2_tasks is not None:
         name += f"-t{log2_tasks}"
-    return f"{name}-s{seed}"
+    name += f"-s{seed}"
+    parse_run_name(name)  # a spec must read as one
+    return name
 
 
 def parse_run_name(run: str) -> dict:
     match = RUN_NAME.match(run)
     if not match:
         raise ParamsError(
-            f"run name {run!r} does not read <dataset>[-<model><size>][-t<k>]-s<seed>"
+            f"run name {run!r} does not read "
+            "<dataset>[-<model><size>[-k<key size>][-l<layers>]][-t<k>]-s<seed> "
+            f"(models: {', '.join(MODEL_SOURCES)})"
         )
     parts = match.groupdict()
+    if parts["model"] not in (None, "transformer") and (parts["key_size"] or parts["layers"]):
+        raise ParamsError(f"run name {run!r}: -k and -l apply to Transformers only")
     return {
-        "dataset": parts["dataset"],
-        "seed": int(parts["seed"]),
-        "model": parts["model"],
-        "size": None if parts["size"] is None else int(parts["size"]),
-        "log2_tasks": None if parts["log2_tasks"] is None else int(parts["log2_tasks"]),
+        key: (int(value) if key in _INT_PARTS and value is not None else value)
+        for key, value in parts.items()
     }
 
 
@@ -99,14 +115,27 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
     parsed = parse_run_name(run)
     train = dict(t["train"])
     model = dict(t["model"])
+    kind = parsed["model"]
+    if kind == "mlp":
+        model = {"type": "mlp", "hidden_size": parsed["size"]}
+    elif kind not in (None, "transformer"):
+        # Table 1's other methods: model and training settings of the tier's `methods` block.
+        if kind not in t.get("methods", {}):
+            raise ParamsError(f"run {run!r}: tiers.{tier}.methods has no entry {kind!r}")
+        method = t["methods"][kind]
+        model = {"type": kind, **method["model"]}
+        train.update(method.get("train", {}))
+        if kind == "sgd":
+            model["init_seed"] = parsed["seed"]  # fresh networks drawn from the run's seed
+    if kind is not None:
+        model[SIZE_FIELD[kind]] = parsed["size"]
+    for field in ("key_size", "layers"):
+        if parsed[field] is not None:
+            model[field] = parsed[field]
     if parsed["log2_tasks"] is not None:
         train["num_tasks"] = 2 ** parsed["log2_tasks"]
     if train["num_tasks"] == "unlimited":
         train["num_tasks"] = UNLIMITED_TASKS
-    if parsed["model"] == "transformer":
-        model["width"] = parsed["size"]
-    elif parsed["model"] == "mlp":
-        model = {"type": "mlp", "hidden_size": parsed["size"]}
     return {
         "name": f"{experiment}/{run}",
         "tier": tier,

@@ -39,7 +39,7 @@ def per_position_stats(model, x, y, task_seed, ids, tasks_per_chunk: int = 4) ->
     T, S, L, _ = x.shape
     correct = torch.zeros(L, dtype=torch.int64)
     loss_sum = torch.zeros(L, dtype=torch.float64)
-    device = next(model.parameters()).device
+    device = next(iter(model.parameters()), torch.empty(0)).device
     for lo in range(0, T, tasks_per_chunk):
         hi = min(T, lo + tasks_per_chunk)
         chunk_ids = None if ids is None else ids[lo:hi].to(device)
@@ -99,6 +99,8 @@ def evaluate_run(
         curriculum=bool(run_cfg["train"].get("curriculum")),
         sequence_length=seq_len,
         num_params=model.num_params(),
+        state_size=model.state_size(),
+        model=run_cfg["model"],
         task_sets={
             name: per_position_stats(
                 model,

@@ -190,8 +190,20 @@ def train(
     x_train, y_train = cache["x_train"], cache["y_train"]
     spec = batch_spec(tcfg)
     model = build_model(run_cfg["model"], x_train.shape[1], spec.seq_len).to(dev)
-    optimizer = Adam(model.parameters(), lr=tcfg["lr"], eps=tcfg["eps"], eps_root=tcfg["eps_root"])
-    net = DistributedDataParallel(model) if world > 1 else model
+    steps = tcfg["steps"]
+    if model.num_params() == 0:
+        # A learner with nothing to meta-train (the SGD baseline): its run is 0 steps and
+        # model.pt holds only its configuration.
+        if steps != 0:
+            raise ValueError(f"{run_cfg['name']}: the model has no parameters; set steps: 0")
+        optimizer = net = None
+    else:
+        if steps == 0:
+            raise ValueError(f"{run_cfg['name']}: steps is 0 but the model has parameters")
+        optimizer = Adam(
+            model.parameters(), lr=tcfg["lr"], eps=tcfg["eps"], eps_root=tcfg["eps_root"]
+        )
+        net = DistributedDataParallel(model) if world > 1 else model
 
     start, rows = 0, []
     ckpt_path = run_dir / "checkpoint.pt"
@@ -201,7 +213,6 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         start, rows = ckpt["step"], [tuple(r) for r in ckpt["log"]]
 
-    steps = tcfg["steps"]
     end = steps if stop_after is None else min(steps, stop_after)
     curriculum = tcfg.get("curriculum")
     autocast = autocast_context(dev, tcfg.get("amp", True))
@@ -266,8 +277,8 @@ def train(
         save_torch({"model": model.state_dict(), "config": run_cfg}, run_dir / "model.pt")
         summary.update(
             name=run_cfg["name"],
-            final_loss=round(rows[-1][1], 6),
-            final_accuracy=round(rows[-1][2], 6),
+            final_loss=round(rows[-1][1], 6) if rows else None,
+            final_accuracy=round(rows[-1][2], 6) if rows else None,
             num_params=model.num_params(),
             state_size=model.state_size(),
             # First step whose smoothed loss is a margin below chance (gpicl.metrics); None if

@@ -132,3 +132,43 @@ def test_run_name_overrides_model_and_task_count(params):
 def test_preprocess_spec_from_tier(repo_params):
     spec = preprocess_spec(repo_params["tiers"]["paper"])
     assert spec.input_size == 196 and spec.tag == "r14c1"
+
+
+def test_run_name_of_other_methods_takes_the_tier_method_block(params):
+    ci = params["tiers"]["ci"]
+    lstm = run_config(params, "ci", "table1", "mnist-lstm48-s1")
+    assert lstm["model"] == {"type": "lstm", "hidden_size": 48}
+    assert lstm["train"] == ci["train"]  # no training overrides for the LSTM
+    maml = run_config(params, "ci", "table1", "mnist-maml32-s0")
+    assert maml["model"] == {"type": "maml", **ci["methods"]["maml"]["model"]}
+    assert maml["train"] == {**ci["train"], **ci["methods"]["maml"]["train"]}
+    assert maml["train"]["steps"] != ci["train"]["steps"]
+    sgd = run_config(params, "ci", "table1", "mnist-sgd128-s3")
+    assert sgd["train"]["steps"] == 0 and sgd["model"]["init_seed"] == 3
+    del params["tiers"]["ci"]["methods"]["vsml"]
+    with pytest.raises(ParamsError, match="no entry 'vsml'"):
+        run_config(params, "ci", "table1", "mnist-vsml8-s0")
+
+
+def test_transformer_spec_sets_key_size_and_layers_and_only_for_transformers(params):
+    cfg = run_config(params, "ci", "state_size", "mnist-transformer64-k4-l1-s0")
+    assert (cfg["model"]["width"], cfg["model"]["key_size"], cfg["model"]["layers"]) == (64, 4, 1)
+    assert cfg["model"]["heads"] == params["tiers"]["ci"]["model"]["heads"]
+    assert run_name("mnist", 2, spec="transformer64-k4") == "mnist-transformer64-k4-s2"
+    assert parse_run_name("mnist-outer_lstm16-s0")["model"] == "outer_lstm"
+    with pytest.raises(ParamsError, match="Transformers only"):
+        parse_run_name("mnist-lstm16-k4-s0")
+    with pytest.raises(ParamsError, match="does not read"):
+        run_name("mnist", 0, spec="gru16")
+
+
+def test_state_size_grid_specs_are_validated(params):
+    params["experiments"]["state_size"]["grids"]["ci"]["models"] = ["transformer16-x3"]
+    with pytest.raises(ParamsError, match="experiments.state_size.grids.ci.models.0"):
+        validate_params(params)
+
+
+def test_sgd_must_train_zero_steps(params):
+    params["tiers"]["cpu"]["methods"]["sgd"]["train"]["steps"] = 10
+    with pytest.raises(ParamsError, match="tiers.cpu.methods.sgd.train.steps"):
+        validate_params(params)

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from gpicl.augment import NUM_CLASSES, make_tokens
-from gpicl.models import Transformer, TransformerConfig, build_model
+from gpicl.models import MODEL_SOURCES, Transformer, TransformerConfig, build_model
 from gpicl.optim import Adam
 
 torch.set_num_threads(1)
@@ -127,7 +127,47 @@ def test_build_model_passes_config_and_rejects_unknown_type():
     assert model.embed.in_features == 5 + NUM_CLASSES
     assert model.state_size() == 2 * 1 * 2 * 4 * 9
     with pytest.raises(ValueError, match="unknown model type"):
-        build_model({"type": "lstm"}, input_size=5, seq_len=9)
+        build_model({"type": "gru"}, input_size=5, seq_len=9)
+
+
+# Small configurations of every model type behind build_model (gpicl.models).
+TINY_CONFIGS = {
+    "transformer": {"width": 16, "layers": 2, "heads": 2, "key_size": 4, "mlp_ratio": 2},
+    "lstm": {"hidden_size": 8},
+    "outer_lstm": {"hidden_size": 4, "heads": 2},
+    "sgd": {"hidden_size": 8, "inner_lr": 0.1},
+    "maml": {"hidden_size": 8, "inner_lr": 0.1},
+    "vsml": {"hidden_size": 4, "message_size": 3, "micro_ticks": 2},
+}
+
+
+def test_every_sequence_model_type_has_a_tiny_config_here():
+    assert set(TINY_CONFIGS) | {"mlp"} == set(MODEL_SOURCES)
+
+
+@pytest.mark.parametrize("kind", sorted(TINY_CONFIGS))
+def test_every_model_is_causal_and_uses_the_context(kind):
+    """For every method: the prediction at t ignores x_{t+1} and y_t (carried by token t+1) and
+    later tokens, and does depend on earlier labels (it learns in context)."""
+    torch.manual_seed(0)
+    model = build_model({"type": kind, **TINY_CONFIGS[kind]}, input_size=6, seq_len=12).eval()
+    x, y = random_sequence(B=3, L=12, nx=6, seed=2)
+    t = 6
+    with torch.no_grad():
+        base = model(make_tokens(x, y))
+        assert base.shape == (3, 12, NUM_CLASSES)
+        x2 = x.clone()
+        x2[:, t + 1 :] += 3.0
+        y2 = y.clone()
+        y2[:, t:] = (y2[:, t:] + 1) % NUM_CLASSES
+        for changed in (model(make_tokens(x2, y)), model(make_tokens(x, y2))):
+            assert torch.allclose(changed[:, : t + 1], base[:, : t + 1], rtol=0, atol=1e-6)
+        y3 = y.clone()
+        y3[:, : t - 1] = (y3[:, : t - 1] + 3) % NUM_CLASSES  # earlier labels only
+        earlier = model(make_tokens(x, y3))
+        assert (earlier[:, t] - base[:, t]).abs().amax() > 1e-5
+    assert model.num_params() == sum(p.numel() for p in model.parameters())
+    assert model.state_size() > 0
 
 
 # --------------------------------------------------------------------------- 8. Adam eps_root

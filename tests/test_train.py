@@ -294,3 +294,30 @@ def test_rerun_from_final_checkpoint_rewrites_every_output(cache_path, tmp_path)
     after = {n: (tmp_path / "r" / n).read_bytes() for n in before}
     assert after == before
     assert read_json(tmp_path / "r" / "timing.json")["steps_this_call"] == 0
+
+
+def test_sgd_baseline_runs_zero_steps_and_is_evaluated_like_any_model(cache_path, tmp_path):
+    """SGD meta-learns nothing: its run trains 0 steps, still leaves the finished-run files, and
+    evaluation scores it through the same interface (its learning happens inside forward)."""
+    cfg = run_config(steps=0)
+    cfg["model"] = {"type": "sgd", "hidden_size": 8, "inner_lr": 0.1, "init_seed": 3}
+    done = run(cfg, cache_path, tmp_path / "sgd")
+    assert done["num_params"] == 0 and done["final_loss"] is None and done["steps_done"] == 0
+    assert log_rows(tmp_path / "sgd") == []
+    build_eval_set("mnist", PreprocessSpec(4, 1), 2, 2, 12, 7, tmp_path / "ev.pt", num_test=40)
+    out = evaluate_run(
+        tmp_path / "sgd" / "model.pt",
+        tmp_path / "ev.pt",
+        cache_path,
+        tmp_path / "eval.json",
+        {"experiment": "test"},
+        device="cpu",
+        threads=1,
+    )
+    assert out["method"] == "sgd" and out["state_size"] > 0 and out["model"] == cfg["model"]
+    assert out["task_sets"]["unseen"]["num_sequences"] == 4
+    # A model with parameters must train, and one without must not.
+    with pytest.raises(ValueError, match="no parameters; set steps: 0"):
+        run({**cfg, "train": {**cfg["train"], "steps": 2}}, cache_path, tmp_path / "bad")
+    with pytest.raises(ValueError, match="steps is 0 but the model has parameters"):
+        run(run_config(steps=0), cache_path, tmp_path / "bad2")

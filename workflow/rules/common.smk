@@ -3,11 +3,12 @@ import json
 
 from snakemake.exceptions import WorkflowError
 
-from gpicl.cache import RANDOM_DATASET  # synthetic: made in the cache phase, never downloaded
+from gpicl.cache import (
+    RANDOM_DATASET,
+)  # synthetic: made in the cache phase, never downloaded
 from gpicl.config import run_config, run_name
 from gpicl.io import read_json
-from gpicl.models import MODEL_SOURCES
-
+from gpicl.models import MODEL_SOURCES, SIZE_FIELD
 
 # Each rule depends on the code it runs, so editing that code reruns the rule.
 SRC = {
@@ -22,11 +23,12 @@ SRC = {
         "gpicl/repro.py",
         "gpicl/models/__init__.py",
     ],
+    # Plus the run's own model file (evaluate_inputs).
     "evaluate": [
         "gpicl/evaluate.py",
         "gpicl/augment.py",
         "gpicl/cache.py",
-        *sorted(str(p) for p in Path("gpicl/models").glob("*.py")),
+        "gpicl/models/__init__.py",
     ],
     "figures": [
         "gpicl/plotting.py",
@@ -63,6 +65,26 @@ def transitions_runs(tier):
         run_name(exp["train_dataset"], seed, model, size, k)
         for model, size in sizes
         for k in grid["log2_tasks"]
+        for seed in grid["seeds"]
+    ]
+
+
+def table1_runs(tier):
+    """Table 1's rows besides the Transformer: one MNIST run per (method, tier seed)."""
+    methods = tier_cfg(tier)["methods"]
+    return [
+        run_name("mnist", seed, method, methods[method]["model"][SIZE_FIELD[method]])
+        for method in config["experiments"]["table1"]["methods"][tier]
+        for seed in tier_cfg(tier)["seeds"]
+    ]
+
+
+def state_size_runs(tier):
+    """The state-size figure's own runs: one MNIST run per (model spec, seed) of the grid."""
+    grid = config["experiments"]["state_size"]["grids"][tier]
+    return [
+        run_name("mnist", seed, spec=spec)
+        for spec in grid["models"]
         for seed in grid["seeds"]
     ]
 
@@ -115,13 +137,17 @@ def cache_targets(wildcards):
 
 
 def train_targets(tier):
-    return expand(
-        "results/{tier}/runs/fig3/{run}/done.json", tier=tier, run=fig3_runs(tier)
-    ) + expand(
-        "results/{tier}/runs/transitions/{run}/done.json",
-        tier=tier,
-        run=transitions_runs(tier),
-    )
+    runs = {
+        "fig3": fig3_runs(tier),
+        "transitions": transitions_runs(tier),
+        "table1": table1_runs(tier),
+        "state_size": state_size_runs(tier),
+    }
+    return [
+        f"results/{tier}/runs/{experiment}/{run}/done.json"
+        for experiment, names in runs.items()
+        for run in names
+    ]
 
 
 def fig3_eval_files(tier):
@@ -142,9 +168,25 @@ def transitions_eval_files(tier):
     )
 
 
+def state_size_eval_files(tier):
+    """Everything the state-size figure reads: its own runs, fig3's MNIST Transformers and
+    Table 1's runs, each on MNIST (the figure keeps Transformers, LSTMs, outer-product LSTMs).
+    """
+    return expand(
+        "results/{tier}/eval/state_size/{run}/mnist.json",
+        tier=tier,
+        run=state_size_runs(tier),
+    ) + [f for f in table1_eval_files(tier) if f.endswith("/mnist.json")]
+
+
 def evaluate_targets(wildcards):
     tier = config["tier"]
-    return fig3_eval_files(tier) + transitions_eval_files(tier)
+    return (
+        fig3_eval_files(tier)
+        + transitions_eval_files(tier)
+        + table1_eval_files(tier)
+        + state_size_eval_files(tier)
+    )
 
 
 def figure_targets(tier):
@@ -158,9 +200,10 @@ def figure_targets(tier):
         + expand(
             "results/{tier}/figures/{name}.{ext}",
             tier=tier,
-            name=["fig2_heatmaps", "fig4_transitions"],
+            name=["fig2_heatmaps", "fig4_transitions", "state_size"],
             ext=["png", "svg", "csv"],
         )
+        + [f"results/{tier}/figures/state_size_pairs.csv"]
     )
 
 
@@ -189,11 +232,16 @@ def evalset_options(wildcards, input):
     )
 
 
+def model_type(wildcards):
+    cfg = run_config(config, wildcards.tier, wildcards.experiment, wildcards.run)
+    return cfg["model"]["type"]
+
+
 def train_inputs(wildcards):
     cfg = run_config(config, wildcards.tier, wildcards.experiment, wildcards.run)
     return {
         "cache": data_cache_of(cfg["train_dataset"], wildcards.tier),
-        "src": SRC["train"] + [MODEL_SOURCES[cfg["model"]["type"]]],
+        "src": SRC["train"] + [MODEL_SOURCES[model_type(wildcards)]],
     }
 
 
@@ -234,7 +282,7 @@ def evaluate_inputs(wildcards):
         "model": f"{run}/model.pt",
         "done": f"{run}/done.json",
         "evalset": f"results/{wildcards.tier}/evalsets/{wildcards.test}.pt",
-        "src": SRC["evaluate"],
+        "src": SRC["evaluate"] + [MODEL_SOURCES[model_type(wildcards)]],
     }
     if wildcards.test != RANDOM_DATASET:
         inputs["cache"] = data_cache_of(wildcards.test, wildcards.tier)
@@ -246,11 +294,18 @@ def cache_option(wildcards, input):
 
 
 def table1_eval_files(tier):
+    """Table 1: fig3's MNIST Transformers and the other methods' runs, on every test dataset."""
+    tests = test_datasets_available(tier)
     return expand(
         "results/{tier}/eval/fig3/mnist-s{seed}/{test}.json",
         tier=tier,
         seed=tier_cfg(tier)["seeds"],
-        test=test_datasets_available(tier),
+        test=tests,
+    ) + expand(
+        "results/{tier}/eval/table1/{run}/{test}.json",
+        tier=tier,
+        run=table1_runs(tier),
+        test=tests,
     )
 
 
@@ -260,6 +315,16 @@ def fig3_inputs(wildcards):
 
 def transitions_inputs(wildcards):
     return {"evals": transitions_eval_files(wildcards.tier), "src": SRC["figures"]}
+
+
+def state_size_inputs(wildcards):
+    return {"evals": state_size_eval_files(wildcards.tier), "src": SRC["figures"]}
+
+
+def state_size_options(wildcards):
+    exp = config["experiments"]["state_size"]
+    keys = ("pair_param_tolerance", "pair_min_state_ratio")
+    return json.dumps({key: exp[key] for key in keys}, sort_keys=True)
 
 
 def table1_inputs(wildcards):

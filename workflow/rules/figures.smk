@@ -65,6 +65,25 @@ rule fig4:
         "--options {params.options:q} --evals {params.evals} > {log} 2>&1"
 
 
+rule state_size_figure:
+    input:
+        unpack(state_size_inputs),
+    output:
+        multiext(
+            "results/{tier}/figures/state_size", ".png", ".svg", ".csv", "_pairs.csv"
+        ),
+    log:
+        "logs/{tier}/figures/state_size.log",
+    conda:
+        "../envs/gpicl.yaml"
+    params:
+        evals=named_inputs("evals"),
+        options=state_size_options,
+    shell:
+        "gpicl figure state_size --out results/{wildcards.tier}/figures/state_size "
+        "--options {params.options:q} --evals {params.evals} > {log} 2>&1"
+
+
 rule figures:
     input:
         figure_targets(config["tier"]),
