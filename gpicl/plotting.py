@@ -49,6 +49,7 @@ METHOD_LABELS: dict[str, str] = {
     "vsml": "VSML",
     "lstm": "LSTM",
     "transformer": "GPICL Transformer",
+    "outer_lstm": "Outer-product LSTM",
 }
 
 EVAL_KEYS = (

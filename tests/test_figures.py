@@ -8,9 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from gpicl.figures import FIGURES, fig2_heatmaps, fig3_learning_curves, fig4_transitions, table1
+from gpicl.figures import (
+    FIGURES,
+    fig2_heatmaps,
+    fig3_learning_curves,
+    fig4_transitions,
+    state_size,
+    table1,
+)
 from gpicl.io import write_json
 from gpicl.plotting import new_figure, save_figure, write_csv
 
@@ -91,6 +99,7 @@ def test_figures_registry_names_the_cli_targets():
         "fig3": fig3_learning_curves.make,
         "fig4": fig4_transitions.make,
         "table1": table1.make,
+        "state_size": state_size.make,
     }
 
 
@@ -146,51 +155,96 @@ def test_fig3_rejects_mixed_tiers(tmp_path, fig3_files):
         fig3_learning_curves.make(fig3_files, tmp_path / "fig3")
 
 
+def md_cells(md: str, row_start: str) -> list[str]:
+    """The six dataset cells of the Markdown row starting with `row_start`."""
+    line = next(line for line in md.splitlines() if line.startswith(row_start))
+    return [c.strip() for c in line.strip("|").split("|")][1:]
+
+
 def test_table1_pools_seeds_and_marks_missing_columns(tmp_path, table1_files):
     out = tmp_path / "tables" / "table1"
     table1.make(table1_files, out)
     rows = read_rows(out.with_suffix(".csv"))
     assert list(rows[0]) == list(table1.CSV_COLUMNS)
-    assert [r["dataset"] for r in rows] == list(table1.COLUMNS)
-    assert {r["method"] for r in rows} == {"transformer"}
-    by_dataset = {r["dataset"]: r for r in rows}
+    # the paper's five rows, in its order, six columns each
+    assert [r["method"] for r in rows] == [
+        m for m in ("sgd", "maml", "vsml", "lstm", "transformer") for _ in range(6)
+    ]
+    assert [r["dataset"] for r in rows] == list(table1.COLUMNS) * 5
+    by_dataset = {r["dataset"]: r for r in rows if r["method"] == "transformer"}
 
     mnist = by_dataset["mnist"]
     assert (mnist["correct"], mnist["count"], mnist["n_seeds"]) == ("500", "768", "2")
     assert float(mnist["ours_accuracy"]) == pytest.approx(500 / 768, abs=1e-6)
     assert float(mnist["paper_accuracy"]) == pytest.approx(0.7370)
     assert mnist["status"] == "ok"
+    assert mnist["tier"] == "cpu"
+    low, high = table1.bootstrap_interval([200, 300], [384, 384])  # seeds in ascending order
+    assert (float(mnist["ci_low"]), float(mnist["ci_high"])) == (
+        pytest.approx(low, abs=1e-6),
+        pytest.approx(high, abs=1e-6),
+    )
+    assert float(mnist["ci_low"]) < 500 / 768 < float(mnist["ci_high"])
     fashion = by_dataset["fashion_mnist"]
     assert (fashion["correct"], fashion["count"], fashion["n_seeds"]) == ("192", "384", "1")
 
     for dataset in ("kmnist", "random", "cifar10", "svhn"):
         row = by_dataset[dataset]
-        assert row["status"] == "data not available"
-        assert row["ours_accuracy"] == "NA"
-        assert row["count"] == "0"
+        assert row["status"] == "no evaluation file"
         assert row["reason"] == "no evaluation file"
+        assert row["ours_accuracy"] == row["ci_low"] == row["ci_high"] == row["tier"] == "NA"
+        assert row["count"] == "0"
     assert mnist["reason"] == "NA"
 
     md = out.with_suffix(".md").read_text(encoding="utf-8")
-    ours = next(line for line in md.splitlines() if line.startswith("| GPICL Transformer (ours"))
-    cells = [c.strip() for c in ours.strip("|").split("|")][1:]
-    assert cells[0] == "65.10% (n=768, 2 seeds)"
-    assert cells[1] == "50.00% (n=384, 1 seed)"
-    assert cells[2:] == ["data not available"] * 4
+    cells = md_cells(md, "| GPICL Transformer (ours")
+    pct = f"[{100 * low:.2f}%, {100 * high:.2f}%]"
+    assert cells[0] == f"65.10% {pct} (n=768, 2 seeds)"
+    assert cells[1].startswith("50.00% [") and cells[1].endswith("] (n=384, 1 seed)")
+    assert cells[2:] == ["no evaluation file"] * 4
     paper = next(line for line in md.splitlines() if line.startswith("| GPICL Transformer (paper"))
     assert "73.70%" in paper and "14.58%" in paper
-    assert "Tier: cpu" in md
+    assert "Tier: cpu." in md
     assert "position 9 (sequence length 10)" in md
     assert "curriculum" not in md
+    assert "hierarchical percentile bootstrap over seeds and test sequences" in md
+    assert "10,000 resamples" in md
 
 
-def test_table1_without_files_is_all_not_available(tmp_path):
+def test_table1_without_files_says_so_in_every_cell(tmp_path):
     out = tmp_path / "table1"
     table1.make([], out)
     rows = read_rows(out.with_suffix(".csv"))
-    assert [r["status"] for r in rows] == ["data not available"] * 6
+    assert [r["status"] for r in rows] == ["no evaluation file"] * 30
     md = out.with_suffix(".md").read_text(encoding="utf-8")
-    assert md.count("data not available") >= 6
+    for label in ("SGD", "MAML", "VSML", "LSTM", "GPICL Transformer"):
+        assert md_cells(md, f"| {label} (ours) |") == ["no evaluation file"] * 6
+    assert "Tier: none (no evaluation files)." in md
+
+
+def test_table1_shows_all_five_rows_with_only_transformer_files(tmp_path, table1_files):
+    out = tmp_path / "table1"
+    table1.make(table1_files, out, unavailable={"svhn": "no mirror"})
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    table_rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")]
+    assert table_rows[1:] == [
+        f"{label} ({kind})"
+        for label in ("SGD", "MAML", "VSML", "LSTM", "GPICL Transformer")
+        for kind in ("ours", "paper")
+    ]
+    for label in ("SGD", "MAML", "VSML", "LSTM"):
+        assert md_cells(md, f"| {label} (ours) |") == ["no evaluation file"] * 5 + [
+            "data not available"
+        ]
+    assert "| SGD (paper) | 70.31% | 50.78% | 37.89% | 100.00% | 14.84% | 10.16% |" in md
+    assert "| LSTM (paper) | 25.39% | 28.12% | 18.10% | 58.72% | 12.11% | 11.07% |" in md
+    rows = read_rows(out.with_suffix(".csv"))
+    sgd_svhn = next(r for r in rows if r["method"] == "sgd" and r["dataset"] == "svhn")
+    assert (sgd_svhn["status"], sgd_svhn["reason"]) == ("data not available", "no mirror")
+    # rows without any file are not held to expected_datasets; the GPICL row is
+    table1.make(table1_files, out, expected_datasets=["mnist", "fashion_mnist"])
+    with pytest.raises(ValueError, match="transformer.*kmnist"):
+        table1.make(table1_files, out, expected_datasets=["kmnist"])
 
 
 def test_table1_names_curriculum_deviation(tmp_path, table1_files):
@@ -213,10 +267,29 @@ def test_table1_generic_rows_add_paper_baseline_below_ours(tmp_path, table1_file
     out = tmp_path / "table1"
     table1.make(table1_files, out)
     rows = read_rows(out.with_suffix(".csv"))
-    assert [r["method"] for r in rows] == ["sgd"] * 6 + ["transformer"] * 6
+    assert [r["method"] for r in rows][::6] == ["sgd", "maml", "vsml", "lstm", "transformer"]
     assert float(rows[0]["paper_accuracy"]) == pytest.approx(0.7031)
     md = out.with_suffix(".md").read_text(encoding="utf-8")
-    assert "| SGD (ours) | 25.00% (n=384, 1 seed) |" in md
+    sgd = md_cells(md, "| SGD (ours) |")
+    assert sgd[0].startswith("25.00% [") and sgd[0].endswith("] (n=384, 1 seed)")
+    assert sgd[1:] == ["no evaluation file"] * 5
+    # sgd has a file now, so expected_datasets holds it to every expected column
+    with pytest.raises(ValueError, match="sgd.*fashion_mnist"):
+        table1.make(table1_files, out, expected_datasets=["mnist", "fashion_mnist"])
+
+
+def test_table1_other_methods_follow_the_paper_rows(tmp_path, table1_files):
+    table1_files.append(
+        eval_file(
+            tmp_path, "mnist", "mnist", 0, [0.1] * 9 + [0.25], num_sequences=384, method="mlp"
+        )
+    )
+    out = tmp_path / "table1"
+    table1.make(table1_files, out)
+    rows = read_rows(out.with_suffix(".csv"))
+    assert [r["method"] for r in rows][::6] == ["sgd", "maml", "vsml", "lstm", "transformer", "mlp"]
+    assert rows[-6]["paper_accuracy"] == "NA"
+    assert "| mlp (paper) | - | - |" in out.with_suffix(".md").read_text(encoding="utf-8")
 
 
 def test_table1_expected_dataset_without_file_is_an_error(tmp_path, table1_files):
@@ -245,8 +318,7 @@ def test_table1_unavailable_datasets_say_why_under_the_table(tmp_path, table1_fi
     assert rows["cifar10"]["ours_accuracy"] == "NA" and rows["cifar10"]["count"] == "0"
     assert rows["random"]["status"] == "ok"
     md = out.with_suffix(".md").read_text(encoding="utf-8")
-    ours = next(line for line in md.splitlines() if line.startswith("| GPICL Transformer (ours"))
-    cells = [c.strip() for c in ours.strip("|").split("|")][1:]
+    cells = md_cells(md, "| GPICL Transformer (ours")
     assert [cells[i] for i in (2, 4, 5)] == ["data not available"] * 3
     assert all(cell for cell in cells)  # never blank
     note = md.split("Data not available:\n\n", 1)[1].splitlines()
@@ -296,6 +368,107 @@ def test_table1_rejects_correct_last_that_disagrees_with_accuracy(tmp_path):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match="correct_last"):
         table1.make([path], tmp_path / "table1")
+
+
+def test_bootstrap_interval_contains_the_pooled_mean_and_is_deterministic():
+    correct, count = [30, 45, 38], [64, 64, 60]
+    low, high = table1.bootstrap_interval(correct, count)
+    assert low < sum(correct) / sum(count) < high
+    assert 0.0 <= low and high <= 1.0
+    assert table1.bootstrap_interval(correct, count) == (low, high)
+    # a fresh generator per call: the global numpy state does not matter
+    np.random.seed(1)
+    np.random.random(5)
+    assert table1.bootstrap_interval(correct, count) == (low, high)
+    # a cell takes its seeds in ascending order, whatever the file order
+    records = [
+        {"seed": s, "tier": "cpu", "task_sets": {"unseen": {"correct_last": k, "num_sequences": n}}}
+        for s, k, n in zip((2, 0, 1), correct, count, strict=True)
+    ]
+    cells = [table1.pooled_cell("lstm", "mnist", r) for r in (records, records[::-1])]
+    assert cells[0] == cells[1]
+    assert (cells[0]["ci_low"], cells[0]["ci_high"]) == table1.bootstrap_interval(
+        [45, 38, 30], [64, 60, 64]
+    )
+
+
+def test_bootstrap_interval_shrinks_as_sequences_grow():
+    widths = []
+    for n in (50, 500, 5000):
+        low, high = table1.bootstrap_interval([n * 3 // 5, n * 3 // 5], [n, n])
+        assert low <= 0.6 <= high
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2] > 0
+
+
+@pytest.mark.parametrize("correct", [0, 100])
+def test_bootstrap_interval_is_degenerate_for_one_certain_seed(correct):
+    assert table1.bootstrap_interval([correct], [100]) == (correct / 100, correct / 100)
+
+
+def test_bootstrap_interval_widens_when_seeds_disagree():
+    agree = table1.bootstrap_interval([60, 60, 60, 60], [100] * 4)
+    disagree = table1.bootstrap_interval([30, 90, 40, 80], [100] * 4)
+    assert disagree[1] - disagree[0] > 2 * (agree[1] - agree[0])
+    assert disagree[0] < 0.6 < disagree[1]
+
+
+def test_bootstrap_interval_rejects_bad_counts():
+    with pytest.raises(ValueError):
+        table1.bootstrap_interval([], [])
+    with pytest.raises(ValueError):
+        table1.bootstrap_interval([5], [4])
+
+
+def test_table1_names_the_tier_per_row_when_rows_differ(tmp_path, table1_files):
+    table1_files.append(
+        eval_file(
+            tmp_path, "mnist", "mnist", 0, [0.1] * 9 + [0.5], num_sequences=384, method="lstm"
+        )
+    )
+    table1_files.append(
+        eval_file(
+            tmp_path, "mnist", "random", 0, [0.5] * 10, num_sequences=384, method="sgd", tier="ci"
+        )
+    )
+    table1_files.append(
+        eval_file(
+            tmp_path,
+            "mnist",
+            "mnist",
+            0,
+            [0.25] * 10,
+            num_sequences=384,
+            method="sgd",
+            tier="paper",
+        )
+    )
+    out = tmp_path / "table1"
+    table1.make(table1_files, out)
+    rows = read_rows(out.with_suffix(".csv"))
+    tiers = {(r["method"], r["dataset"]): r["tier"] for r in rows if r["status"] == "ok"}
+    assert tiers == {
+        ("sgd", "mnist"): "paper",
+        ("sgd", "random"): "ci",
+        ("lstm", "mnist"): "cpu",
+        ("transformer", "mnist"): "cpu",
+        ("transformer", "fashion_mnist"): "cpu",
+    }
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "Tiers: ci, cpu, paper;" in md
+    assert "| LSTM (ours, tier cpu) |" in md
+    assert "| GPICL Transformer (ours, tier cpu) |" in md
+    sgd = md_cells(md, "| SGD (ours) |")  # two tiers in one row: named per cell
+    assert sgd[0].endswith("(n=384, 1 seed, tier paper)")
+    assert sgd[3].endswith("(n=384, 1 seed, tier ci)")
+
+
+def test_table1_rejects_seeds_of_different_tiers_in_one_cell(tmp_path, table1_files):
+    table1_files.append(
+        eval_file(tmp_path, "mnist", "mnist", 7, [0.1] * 9 + [0.5], num_sequences=384, tier="ci")
+    )
+    with pytest.raises(ValueError, match="transformer on mnist pools seeds of tiers"):
+        table1.make(table1_files, tmp_path / "table1")
 
 
 def test_save_figure_leaves_out_dates_and_versions(tmp_path):

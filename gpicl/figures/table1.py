@@ -1,11 +1,30 @@
 """Table 1: meta-test accuracy of the last prediction, for models meta-trained on MNIST.
 
-One row per method found in the evaluation files (the GPICL Transformer row always), one column
-per meta-test dataset. Our number pools seeds (sum of correct last predictions over sum of
-sequences) and shows the count behind it; the paper's number sits in the row below. A column
-without an evaluation file says "data not available", never a number from elsewhere; the caller
-may say why per dataset (`unavailable`), shown in a note under the table and in the CSV.
-Writes `<prefix>.md` and `<prefix>.csv`.
+Rows: the paper's five methods in the paper's order (SGD, MAML, VSML, LSTM, GPICL Transformer),
+always, then any other method found in the files (sorted); columns: the six meta-test datasets.
+Each row "(ours)" is followed by the paper's row "(paper)".
+
+A cell of ours is the accuracy of the last prediction on unseen tasks pooled over seeds and test
+sequences (sum of correct last predictions over the sum of sequences scored), the count behind it,
+and a 95% interval over seeds and test sequences from a hierarchical percentile bootstrap
+(`bootstrap_interval`): each of `BOOTSTRAP_RESAMPLES` resamples draws the cell's seeds with
+replacement, then resamples each chosen seed's test sequences with replacement, which for a
+correct/incorrect outcome is drawing Binomial(n_seed, p_seed) correct predictions with
+p_seed = correct_last / num_sequences of that seed; the resample's statistic is the pooled
+accuracy (sum of drawn correct over sum of n). The interval is the 2.5th to 97.5th percentile
+of the resampled statistics (numpy's default linear interpolation). Seeds are taken in ascending
+order and every cell uses a fresh `numpy.random.default_rng(BOOTSTRAP_SEED)`, so a cell's interval
+depends on its own files only and the output is byte-identical across runs. With one seed the
+interval reflects the test sequences only (seed-to-seed variation cannot be estimated); with
+p_seed = 0 or 1 for every seed it is degenerate.
+
+A cell without an evaluation file says "no evaluation file"; a meta-test dataset whose data could
+not be had (`unavailable`, a reason per dataset) reads "data not available" in every row, with the
+reason in a note under the table and in the CSV. Each cell names the tier of its files (CSV
+`tier`; the Markdown names it once when every cell shares one, else per row, else per cell).
+Seeds of one cell must share a tier, and the whole table one sequence length.
+
+Writes `<prefix>.md` and `<prefix>.csv` (columns `CSV_COLUMNS`, one row per method and dataset).
 """
 
 from __future__ import annotations
@@ -13,6 +32,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from gpicl.io import read_json, write_text
 from gpicl.plotting import (
@@ -27,16 +48,25 @@ from gpicl.plotting import (
 TRAIN_DATASET = "mnist"
 TASK_SET = "unseen"
 COLUMNS = ("mnist", "fashion_mnist", "kmnist", "random", "cifar10", "svhn")
-ALWAYS_ROWS = ("transformer",)  # shown even without evaluation files
-NOT_AVAILABLE = "data not available"
-NO_EVAL_FILE = "no evaluation file"  # the reason shown when the caller gave none
+# Rows whose missing columns `expected_datasets` turns into errors even when the method has no
+# evaluation file at all (the reproduction itself); other rows without files say so per cell.
+REQUIRED_ROWS = ("transformer",)
+OK = "ok"
+NOT_AVAILABLE = "data not available"  # the dataset could not be had (`unavailable`)
+NO_EVAL_FILE = "no evaluation file"  # no file for that method and dataset
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
 CSV_COLUMNS = (
     "method",
     "dataset",
     "ours_accuracy",
+    "ci_low",
+    "ci_high",
     "correct",
     "count",
     "n_seeds",
+    "tier",
     "paper_accuracy",
     "status",
     "reason",
@@ -53,23 +83,64 @@ PAPER_TABLE1_PERCENT: dict[str, dict[str, float]] = {
 }
 
 
+def bootstrap_interval(
+    correct: Sequence[int],
+    count: Sequence[int],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """Percentile interval of the pooled accuracy sum(correct) / sum(count) under a hierarchical
+    bootstrap: resample the seeds (one entry per seed) with replacement, then each chosen seed's
+    test sequences with replacement, i.e. draw Binomial(count_s, correct_s / count_s) correct
+    predictions for it. Deterministic: a fresh numpy Generator seeded with `seed`."""
+    k = np.asarray(correct, dtype=np.int64)
+    n = np.asarray(count, dtype=np.int64)
+    if k.ndim != 1 or k.shape != n.shape or not len(n):
+        raise ValueError(f"bootstrap_interval: need one (correct, count) per seed, got {k}, {n}")
+    if (n <= 0).any() or (k < 0).any() or (k > n).any():
+        raise ValueError(f"bootstrap_interval: need 0 <= correct <= count, count > 0: {k}, {n}")
+    rng = np.random.default_rng(seed)
+    chosen = rng.integers(0, len(n), size=(resamples, len(n)))
+    draws = rng.binomial(n[chosen], k[chosen] / n[chosen])
+    pooled = draws.sum(axis=1) / n[chosen].sum(axis=1)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(pooled, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
 def pooled_cell(
     method: str, dataset: str, records: Sequence[dict], reason: str | None = None
 ) -> dict:
-    """One CSV row: our pooled last-position accuracy (or NA and why) beside the paper's value."""
+    """One CSV row: our pooled last-position accuracy and its interval (or why there is none)
+    beside the paper's value. `reason`: why the dataset could not be had, if it could not."""
     paper = PAPER_TABLE1_PERCENT.get(method, {}).get(dataset)
-    correct = sum(int(r["task_sets"][TASK_SET]["correct_last"]) for r in records)
-    count = sum(int(r["task_sets"][TASK_SET]["num_sequences"]) for r in records)
+    records = sorted(records, key=lambda r: r["seed"])
+    correct = [int(r["task_sets"][TASK_SET]["correct_last"]) for r in records]
+    count = [int(r["task_sets"][TASK_SET]["num_sequences"]) for r in records]
+    tiers = sorted({str(r["tier"]) for r in records})
+    if len(tiers) > 1:
+        raise ValueError(f"table1: {method} on {dataset} pools seeds of tiers {tiers}")
+    low, high = bootstrap_interval(correct, count) if records else (None, None)
+    if records:
+        status = OK
+    elif reason is not None:
+        status = NOT_AVAILABLE
+    else:
+        status, reason = NO_EVAL_FILE, NO_EVAL_FILE
     return {
         "method": method,
         "dataset": dataset,
-        "ours_accuracy": correct / count if count else None,
-        "correct": correct,
-        "count": count,
-        "n_seeds": len({r["seed"] for r in records}),
+        "ours_accuracy": sum(correct) / sum(count) if records else None,
+        "ci_low": low,
+        "ci_high": high,
+        "correct": sum(correct),
+        "count": sum(count),
+        "n_seeds": len(records),
+        "tier": tiers[0] if tiers else None,
         "paper_accuracy": paper / 100.0 if paper is not None else None,
-        "status": "ok" if count else NOT_AVAILABLE,
-        "reason": None if count else (reason or NO_EVAL_FILE),
+        "status": status,
+        "reason": None if records else reason,
     }
 
 
@@ -109,17 +180,19 @@ def build_rows(
     expected_datasets: Sequence[str] | None = None,
     unavailable: Mapping[str, str] | None = None,
 ) -> list[dict]:
-    """CSV rows, method by method (paper order, then others sorted), column by column."""
+    """CSV rows, method by method (the paper's five in its order, then others sorted), column by
+    column. `expected_datasets` applies to methods with evaluation files and to REQUIRED_ROWS."""
     unavailable = unavailable or {}
-    present = {record["method"] for _, record in results} | set(ALWAYS_ROWS)
-    methods = [m for m in PAPER_TABLE1_PERCENT if m in present]
-    methods += sorted(present - set(methods))
+    present = {record["method"] for _, record in results}
+    methods = list(PAPER_TABLE1_PERCENT) + sorted(present - set(PAPER_TABLE1_PERCENT))
     rows = []
     for method in methods:
+        checked = method in present or method in REQUIRED_ROWS
         for dataset in COLUMNS:
             records = [r for _, r in results if r["method"] == method and r["dataset"] == dataset]
             if (
-                expected_datasets is not None
+                checked
+                and expected_datasets is not None
                 and dataset in expected_datasets
                 and dataset not in unavailable
                 and not records
@@ -136,32 +209,47 @@ def percent(fraction: float) -> str:
     return f"{100.0 * fraction:.2f}%"
 
 
+def ours_cell(cell: dict, tier_in_cell: bool) -> str:
+    if cell["status"] != OK:
+        return cell["status"]
+    seeds = f"{cell['n_seeds']} seed{'s' * (cell['n_seeds'] != 1)}"
+    tier = f", tier {cell['tier']}" if tier_in_cell else ""
+    return (
+        f"{percent(cell['ours_accuracy'])} [{percent(cell['ci_low'])}, "
+        f"{percent(cell['ci_high'])}] (n={cell['count']}, {seeds}{tier})"
+    )
+
+
 def markdown(
     rows: Sequence[dict],
-    tier: str | None,
     length: int | None,
     curriculum: set,
     unavailable: Mapping[str, str] | None = None,
 ) -> str:
     header = ["Method"] + [DATASET_LABELS[d] for d in COLUMNS]
+    tiers = sorted({r["tier"] for r in rows if r["status"] == OK})
+    if not tiers:
+        tier_line = "Tier: none (no evaluation files)."
+    elif len(tiers) == 1:
+        tier_line = f"Tier: {tiers[0]}."
+    else:
+        tier_line = f"Tiers: {', '.join(tiers)}; each row (or cell) names the tier of its files."
     lines = [
         f"# Table 1: meta-test accuracy of the last prediction, meta-trained on "
         f"{DATASET_LABELS[TRAIN_DATASET]}",
         "",
-        f"Tier: {tier if tier is not None else 'none (no evaluation files)'}.",
+        tier_line,
         "",
     ]
     position = f"position {length - 1} (sequence length {length})" if length else "last position"
     lines += [
-        f"Ours: accuracy of the prediction at {position} on unseen tasks, pooled over seeds "
-        "(correct / count); n = number of sequences scored. Paper: Kirsch et al. 2022, "
-        "Table 1 (100th prediction). "
-        f'"{NOT_AVAILABLE}": no evaluation file for that meta-test dataset'
-        + (
-            "; where the data could not be had, why is noted under the table."
-            if unavailable
-            else "."
-        ),
+        f"Ours: accuracy of the prediction at {position} on unseen tasks, pooled over seeds and "
+        f"test sequences (correct / count), in brackets its {100 * CONFIDENCE:.0f}% interval over "
+        "seeds and test sequences (method below the table); n = number of sequences scored. "
+        "Paper: Kirsch et al. 2022, "
+        f'Table 1 (100th prediction). "{NO_EVAL_FILE}": that method was not evaluated on that '
+        f'meta-test dataset; "{NOT_AVAILABLE}": the dataset could not be had'
+        + ("; why is noted under the table." if unavailable else "."),
         "",
     ]
     if curriculum:
@@ -175,21 +263,27 @@ def markdown(
     for method in methods:
         cells = {r["dataset"]: r for r in rows if r["method"] == method}
         label = METHOD_LABELS.get(method, method)
-        ours = []
-        for dataset in COLUMNS:
-            cell = cells[dataset]
-            if cell["status"] == NOT_AVAILABLE:
-                ours.append(NOT_AVAILABLE)
-            else:
-                seeds = f"{cell['n_seeds']} seed{'s' * (cell['n_seeds'] != 1)}"
-                ours.append(f"{percent(cell['ours_accuracy'])} (n={cell['count']}, {seeds})")
-        tag = "ours, curriculum" if method in curriculum else "ours"
-        lines.append(f"| {label} ({tag}) | " + " | ".join(ours) + " |")
+        row_tiers = sorted({c["tier"] for c in cells.values() if c["status"] == OK})
+        tags = ["ours"]
+        if method in curriculum:
+            tags.append("curriculum")
+        if len(tiers) > 1 and len(row_tiers) == 1:
+            tags.append(f"tier {row_tiers[0]}")
+        ours = [ours_cell(cells[d], len(row_tiers) > 1) for d in COLUMNS]
+        lines.append(f"| {label} ({', '.join(tags)}) | " + " | ".join(ours) + " |")
         paper = [
             percent(cells[d]["paper_accuracy"]) if cells[d]["paper_accuracy"] is not None else "-"
             for d in COLUMNS
         ]
         lines.append(f"| {label} (paper) | " + " | ".join(paper) + " |")
+    lines += [
+        "",
+        f"Intervals: {100 * CONFIDENCE:.0f}% hierarchical percentile bootstrap over seeds and test "
+        f"sequences ({BOOTSTRAP_RESAMPLES:,} resamples, numpy default_rng({BOOTSTRAP_SEED}) per "
+        "cell): seeds drawn with replacement, then each drawn seed's correct count redrawn as "
+        "Binomial(n_seed, correct_seed / n_seed); statistic: the pooled accuracy. With one seed "
+        "the interval covers test-sequence sampling only.",
+    ]
     if unavailable:
         lines += ["", f"{NOT_AVAILABLE[0].upper()}{NOT_AVAILABLE[1:]}:", ""]
         lines += [f"- {DATASET_LABELS[d]}: {unavailable[d]}" for d in COLUMNS if d in unavailable]
@@ -215,9 +309,10 @@ def make(
 ) -> None:
     """Write Table 1 from evaluation files (only models meta-trained on MNIST are used).
 
-    `expected_datasets`: meta-test datasets that must have an evaluation file for every row
-    unless `unavailable` names them; a missing one is an error instead of "data not available"
-    (the paper tier lists all six). None: any column may be missing.
+    `expected_datasets`: meta-test datasets that must have an evaluation file for every row that
+    has evaluation files (and for the GPICL Transformer row always) unless `unavailable` names
+    them; a missing one is an error instead of "no evaluation file" (the paper tier lists all
+    six). None: any cell may be missing.
     `unavailable`: dataset -> why its data could not be had (e.g. the `reason` of
     gpicl.data.DatasetUnavailableError); its column reads "data not available" and the reason is
     noted under the table and in the CSV's `reason`. Such a dataset must have no evaluation file.
@@ -235,7 +330,6 @@ def make(
     for path, record in results:
         check_correct_last(path, record)
     reject_duplicates(results, ("method", "dataset", "seed"), "table1")
-    tier = single_value(results, "tier", "table1")
     length = single_value(results, "sequence_length", "table1")
     curriculum = {record["method"] for _, record in results if record["curriculum"]}
 
@@ -244,5 +338,5 @@ def make(
     write_csv(rows, out_prefix.with_name(out_prefix.name + ".csv"), columns=CSV_COLUMNS)
     write_text(
         out_prefix.with_name(out_prefix.name + ".md"),
-        markdown(rows, tier, length, curriculum, reasons),
+        markdown(rows, length, curriculum, reasons),
     )
