@@ -53,9 +53,10 @@ def preprocess_spec(tier_cfg: dict) -> PreprocessSpec:
 
 
 # A run's name says everything that differs from its tier's defaults:
-#   <dataset>[-<model><size>[-k<key size>][-l<layers>]][-t<log2 tasks>]-s<seed>
+#   <dataset>[-<model><size>[-k<key size>][-l<layers>]][-v<variant>][-t<log2 tasks>]-s<seed>
 # e.g. mnist-s0 (the tier's Transformer), mnist-transformer64-t16-s1, mnist-lstm128-s0,
-# mnist-transformer64-k4-l1-s0 (key size and layers: Transformers only).
+# mnist-transformer64-k4-l1-s0 (key size and layers: Transformers only), mnist-vb256-t12-s0
+# (training settings of variant b256 of the experiment's grid for the tier, 2^12 tasks).
 # `<model><size>[-k..][-l..]` alone is a model spec, as listed in params.yaml's grids.
 MODEL_SPEC = (
     r"(?P<model>" + "|".join(sorted(MODEL_SOURCES, key=len, reverse=True)) + r")(?P<size>\d+)"
@@ -64,6 +65,7 @@ MODEL_SPEC = (
 RUN_NAME = re.compile(
     r"^(?P<dataset>[a-z0-9_]+)"
     rf"(?:-{MODEL_SPEC})?"
+    r"(?:-v(?P<variant>[a-z0-9_]+))?"
     r"(?:-t(?P<log2_tasks>\d+))?"
     r"-s(?P<seed>\d+)$"
 )
@@ -77,6 +79,7 @@ def run_name(
     size: int | None = None,
     log2_tasks: int | None = None,
     spec: str | None = None,
+    variant: str | None = None,
 ) -> str:
     """The run's name; `spec` (e.g. "transformer64-k4") stands for model and size."""
     name = dataset
@@ -84,6 +87,8 @@ def run_name(
         name += f"-{spec}"
     elif model is not None:
         name += f"-{model}{size}"
+    if variant is not None:
+        name += f"-v{variant}"
     if log2_tasks is not None:
         name += f"-t{log2_tasks}"
     name += f"-s{seed}"
@@ -96,7 +101,7 @@ def parse_run_name(run: str) -> dict:
     if not match:
         raise ParamsError(
             f"run name {run!r} does not read "
-            "<dataset>[-<model><size>[-k<key size>][-l<layers>]][-t<k>]-s<seed> "
+            "<dataset>[-<model><size>[-k<key size>][-l<layers>]][-v<variant>][-t<k>]-s<seed> "
             f"(models: {', '.join(MODEL_SOURCES)})"
         )
     parts = match.groupdict()
@@ -132,6 +137,19 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
     for field in ("key_size", "layers"):
         if parsed[field] is not None:
             model[field] = parsed[field]
+    extra = {}
+    if parsed["variant"] is not None:
+        # Training settings of a named variant of the experiment's grid (meta-optimisation).
+        grid = params["experiments"].get(experiment, {}).get("grids", {}).get(tier, {})
+        variants = grid.get("variants", {})
+        if parsed["variant"] not in variants:
+            raise ParamsError(
+                f"run {run!r}: experiments.{experiment}.grids.{tier}.variants has no "
+                f"{parsed['variant']!r} (has: {', '.join(variants) or 'none'})"
+            )
+        train.update(grid.get("base", {}))
+        train.update(variants[parsed["variant"]])
+        extra["variant"] = parsed["variant"]
     if parsed["log2_tasks"] is not None:
         train["num_tasks"] = 2 ** parsed["log2_tasks"]
     if train["num_tasks"] == "unlimited":
@@ -146,4 +164,5 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
         "preprocess": dict(t["preprocess"]),
         "model": model,
         "train": train,
+        **extra,
     }

@@ -21,7 +21,14 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from gpicl.augment import BatchSpec, curriculum_examples, sample_training_batch, step_generator
+from gpicl.augment import (
+    BatchSpec,
+    apply_tasks,
+    curriculum_examples,
+    make_tokens,
+    sample_training_batch,
+    step_generator,
+)
 from gpicl.io import read_json, save_torch, write_json, write_text
 from gpicl.metrics import plateau_length
 from gpicl.models import build_model
@@ -31,6 +38,8 @@ from gpicl.repro import pick_device, set_determinism
 # distinct_examples: the curriculum's K at that step; 0 means i.i.d. sequences.
 LOG_COLUMNS = ("step", "loss", "accuracy", "grad_norm", "distinct_examples")
 READBACK_EVERY = 25  # steps between reading training stats back from the device
+PROBE_COLUMNS = ("step", "unseen_accuracy", "task0_accuracy")
+PROBE_TASKS, PROBE_SEQS = 4, 8  # unseen task ids -1..-4, 8 test-split sequences each
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -91,6 +100,35 @@ def training_step(
     return stats
 
 
+def probe_sequences(cache: dict, seq_len: int, task_seed: int) -> tuple[torch.Tensor, ...]:
+    """Fixed test-split sequences under unseen tasks and under task 0 (the biased task), as
+    tokens and targets, for watching in-context learning during training (`probe_every`)."""
+    x_test, y_test = cache["x_test"], cache["y_test"]
+    gen = torch.Generator().manual_seed(task_seed)  # the same probe for every run
+    idx = torch.randint(0, x_test.shape[0], (PROBE_TASKS, PROBE_SEQS, seq_len), generator=gen)
+    idx = idx.to(x_test.device)
+    x, y = x_test[idx], y_test[idx]
+    unseen = -torch.arange(1, PROBE_TASKS + 1, device=x.device)
+    probes = []
+    for ids in (unseen, torch.zeros_like(unseen)):
+        xt, yt = apply_tasks(x, y, task_seed, ids)
+        probes += [make_tokens(xt, yt).flatten(0, 1), yt.flatten(0, 1)]
+    return tuple(probes)
+
+
+@torch.no_grad()
+def probe_accuracy(model, probes, autocast) -> tuple[float, float]:
+    """Mean accuracy over all positions on the probe's unseen tasks and on task 0."""
+    model.eval()
+    accuracies = []
+    for tokens, targets in zip(probes[::2], probes[1::2], strict=True):
+        with autocast:
+            logits = model(tokens)
+        accuracies.append((logits.argmax(-1) == targets).float().mean().item())
+    model.train()
+    return accuracies[0], accuracies[1]
+
+
 def data_parallel_setup() -> tuple[int, int]:
     """(rank, world size) when launched by torchrun with several processes, else (0, 1).
 
@@ -125,16 +163,19 @@ def _drain(pending: list, rows: list, name: str, last_checkpoint: int) -> None:
     pending.clear()
 
 
-def _save_checkpoint(path: Path, model, optimizer, step: int, rows: list) -> None:
+def _save_checkpoint(path: Path, model, optimizer, step: int, rows: list, probe: list) -> None:
     state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
-    save_torch({**state, "log": rows}, path)
+    save_torch({**state, "log": rows, "probe": probe}, path)
 
 
-def _write_log(path: Path, rows: list) -> None:
+def _write_log(run_dir: Path, rows: list, probe: list) -> None:
+    """log.csv (every step) and probe.csv (every `probe_every` steps; header only when off)."""
     lines = [",".join(LOG_COLUMNS)]
     for step, loss, acc, gnorm, k in rows:
         lines.append(f"{step},{loss:.6f},{acc:.6f},{gnorm:.6e},{k}")
-    write_text(path, "\n".join(lines) + "\n")
+    write_text(run_dir / "log.csv", "\n".join(lines) + "\n")
+    lines = [",".join(PROBE_COLUMNS)] + [f"{s},{u:.6f},{t:.6f}" for s, u, t in probe]
+    write_text(run_dir / "probe.csv", "\n".join(lines) + "\n")
 
 
 def _timing(dev: torch.device, seconds: float, steps: int) -> dict:
@@ -205,13 +246,16 @@ def train(
         )
         net = DistributedDataParallel(model) if world > 1 else model
 
-    start, rows = 0, []
+    start, rows, probe = 0, [], []
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=dev, weights_only=True)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, rows = ckpt["step"], [tuple(r) for r in ckpt["log"]]
+        probe = [tuple(r) for r in ckpt.get("probe", [])]
+    probe_every = tcfg.get("probe_every", 0)
+    probes = probe_sequences(cache, spec.seq_len, run_cfg["task_seed"]) if probe_every else None
 
     end = steps if stop_after is None else min(steps, stop_after)
     curriculum = tcfg.get("curriculum")
@@ -254,13 +298,15 @@ def train(
         )
         pending.append((step + 1, k or 0, stats))
         bar.update(1)
+        if probe_every and (step + 1) % probe_every == 0:
+            probe.append((step + 1, *probe_accuracy(model, probes, autocast)))
         at_checkpoint = (step + 1) % every == 0 or step + 1 == end
         if at_checkpoint or len(pending) == READBACK_EVERY:
             _drain(pending, rows, run_cfg["name"], last_checkpoint)
             bar.set_postfix(loss=f"{rows[-1][1]:.4f}", acc=f"{rows[-1][2]:.3f}")
         if at_checkpoint and lead:
-            _save_checkpoint(ckpt_path, model, optimizer, step + 1, rows)
-            _write_log(run_dir / "log.csv", rows)
+            _save_checkpoint(ckpt_path, model, optimizer, step + 1, rows, probe)
+            _write_log(run_dir, rows, probe)
         if at_checkpoint:
             last_checkpoint = step + 1
     bar.close()
@@ -273,7 +319,7 @@ def train(
     if end == steps:
         # Written here too: a rerun that resumes from the final checkpoint trains no step, and
         # the workflow removes a rerun job's old outputs before starting it.
-        _write_log(run_dir / "log.csv", rows)
+        _write_log(run_dir, rows, probe)
         save_torch({"model": model.state_dict(), "config": run_cfg}, run_dir / "model.pt")
         summary.update(
             name=run_cfg["name"],
@@ -284,6 +330,11 @@ def train(
             # First step whose smoothed loss is a margin below chance (gpicl.metrics); None if
             # the run never left the plateau.
             plateau_step=plateau_length([r[1] for r in rows], [r[0] for r in rows]),
+            # What the run was, so figures of training runs need no other file.
+            seed=run_cfg["seed"],
+            variant=run_cfg.get("variant"),
+            num_tasks=tcfg["num_tasks"],
+            train=tcfg,
         )
         write_json(run_dir / "done.json", summary)
     # Machine-dependent numbers stay out of done.json so that results are byte-identical.

@@ -172,3 +172,31 @@ def test_sgd_must_train_zero_steps(params):
     params["tiers"]["cpu"]["methods"]["sgd"]["train"]["steps"] = 10
     with pytest.raises(ParamsError, match="tiers.cpu.methods.sgd.train.steps"):
         validate_params(params)
+
+
+def test_variant_runs_take_base_then_variant_settings_of_the_tier_grid(params):
+    grid = params["experiments"]["metaopt"]["grids"]["ci"]
+    cfg = run_config(params, "ci", "metaopt", "mnist-vb16-t4-s0")
+    assert cfg["variant"] == "b16" and cfg["train"]["num_tasks"] == 16
+    expected = {**params["tiers"]["ci"]["train"], **grid["base"], **grid["variants"]["b16"]}
+    assert cfg["train"] == {**expected, "num_tasks": 16}
+    assert cfg["train"]["curriculum"] is None  # base: i.i.d. sequences
+    cur = run_config(params, "ci", "metaopt", "mnist-vcurriculum-t25-s0")
+    assert cur["train"]["curriculum"] == grid["variants"]["curriculum"]["curriculum"]
+    assert "variant" not in run_config(params, "ci", "fig3", "mnist-s0")  # others unchanged
+    assert run_name("mnist", 1, variant="eps_root_0", log2_tasks=25) == "mnist-veps_root_0-t25-s1"
+    with pytest.raises(ParamsError, match="has no 'nope'"):
+        run_config(params, "ci", "metaopt", "mnist-vnope-t25-s0")
+    with pytest.raises(ParamsError, match="has no 'ref'"):
+        run_config(params, "ci", "fig3", "mnist-vref-s0")  # fig3 has no variants
+
+
+def test_metaopt_grid_needs_a_ref_variant_and_valid_settings(params):
+    grid = params["experiments"]["metaopt"]["grids"]["cpu"]
+    grid["variants"]["b32"]["tasks_per_step"] = 0
+    with pytest.raises(ParamsError, match="experiments.metaopt.grids.cpu.variants.b32"):
+        validate_params(params)
+    grid["variants"]["b32"]["tasks_per_step"] = 4
+    del grid["variants"]["ref"]
+    with pytest.raises(ParamsError, match="'ref' is a required property"):
+        validate_params(params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,11 @@ from gpicl.figures import (
     fig2_heatmaps,
     fig3_learning_curves,
     fig4_transitions,
+    metaopt_batch,
+    metaopt_bias,
+    metaopt_interventions,
+    metaopt_phase,
+    metaopt_plateau,
     state_size,
     table1,
 )
@@ -100,7 +106,19 @@ def test_figures_registry_names_the_cli_targets():
         "fig4": fig4_transitions.make,
         "table1": table1.make,
         "state_size": state_size.make,
+        "metaopt_plateau": metaopt_plateau.make,
+        "metaopt_batch": metaopt_batch.make,
+        "metaopt_phase": metaopt_phase.make,
+        "metaopt_interventions": metaopt_interventions.make,
+        "metaopt_bias": metaopt_bias.make,
     }
+    # Every `gpicl figure <name>` the workflow calls is registered.
+    rules_dir = Path(__file__).resolve().parents[1] / "workflow" / "rules"
+    rules = "".join(p.read_text() for p in rules_dir.glob("*.smk"))
+    called = set(re.findall(r"gpicl figure (\w+)", rules))
+    called.discard("metaopt_")  # metaopt_{wildcards.name}: plateau, interventions, bias, ...
+    called |= {f"metaopt_{n}" for n in ("plateau", "interventions", "bias", "batch", "phase")}
+    assert called <= set(FIGURES)
 
 
 def test_fig3_csv_holds_mean_and_min_max_over_seeds(tmp_path, fig3_files):

@@ -321,3 +321,24 @@ def test_sgd_baseline_runs_zero_steps_and_is_evaluated_like_any_model(cache_path
         run({**cfg, "train": {**cfg["train"], "steps": 2}}, cache_path, tmp_path / "bad")
     with pytest.raises(ValueError, match="steps is 0 but the model has parameters"):
         run(run_config(steps=0), cache_path, tmp_path / "bad2")
+
+
+def test_probe_rows_every_probe_every_steps_survive_resumption(cache_path, tmp_path):
+    """probe.csv: in-context accuracy on unseen tasks and on task 0 during training, kept in the
+    checkpoint so a resumed run writes the same rows; done.json says what the run was."""
+    cfg = run_config(steps=6, checkpoint_every=3, probe_every=2, bias_fraction=0.5)
+    cfg["variant"] = "bias"
+    run(cfg, cache_path, tmp_path / "a")
+    run(cfg, cache_path, tmp_path / "b", stop_after=3)
+    run(cfg, cache_path, tmp_path / "b")
+    probe_a = (tmp_path / "a" / "probe.csv").read_text().splitlines()
+    assert probe_a[0] == "step,unseen_accuracy,task0_accuracy"
+    assert [row.split(",")[0] for row in probe_a[1:]] == ["2", "4", "6"]
+    assert all(0 <= float(v) <= 1 for row in probe_a[1:] for v in row.split(",")[1:])
+    assert (tmp_path / "b" / "probe.csv").read_text().splitlines() == probe_a
+    done = read_json(tmp_path / "a" / "done.json")
+    assert done["train"] == cfg["train"] and done["variant"] == "bias" and done["seed"] == 3
+    assert done["num_tasks"] == cfg["train"]["num_tasks"]
+    # Off by default: header only.
+    run(run_config(steps=2, checkpoint_every=2), cache_path, tmp_path / "c")
+    assert (tmp_path / "c" / "probe.csv").read_text() == "step,unseen_accuracy,task0_accuracy\n"

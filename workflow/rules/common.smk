@@ -89,6 +89,37 @@ def state_size_runs(tier):
     ]
 
 
+def metaopt_runs(tier, part):
+    """Meta-optimisation runs (params.yaml, experiments.metaopt) that one figure reads."""
+    grid = config["experiments"]["metaopt"]["grids"][tier]
+    k, seeds = grid["log2_tasks"], grid["seeds"]
+
+    def names(variants, log2_tasks, seeds):
+        return [
+            run_name("mnist", seed, variant=v, log2_tasks=t)
+            for v in variants
+            for t in log2_tasks
+            for seed in seeds
+        ]
+
+    if part == "plateau":
+        return names(["ref"], [k], seeds)
+    if part == "batch":
+        return names(grid["batch_variants"], [k], seeds)
+    if part == "phase":
+        return names(grid["batch_variants"], [k], seeds) + names(
+            grid["batch_variants"], grid["phase_log2_tasks"], seeds[:1]
+        )
+    if part == "interventions":
+        return names(["ref", *grid["interventions"]], [k], seeds)
+    raise ValueError(f"unknown metaopt part {part!r}")
+
+
+def all_metaopt_runs(tier):
+    parts = ("plateau", "batch", "phase", "interventions")
+    return sorted({run for part in parts for run in metaopt_runs(tier, part)})
+
+
 def datasets_needed():
     fig3 = config["experiments"]["fig3"]
     transitions = config["experiments"]["transitions"]
@@ -142,6 +173,7 @@ def train_targets(tier):
         "transitions": transitions_runs(tier),
         "table1": table1_runs(tier),
         "state_size": state_size_runs(tier),
+        "metaopt": all_metaopt_runs(tier),
     }
     return [
         f"results/{tier}/runs/{experiment}/{run}/done.json"
@@ -179,6 +211,24 @@ def state_size_eval_files(tier):
     ) + [f for f in table1_eval_files(tier) if f.endswith("/mnist.json")]
 
 
+def metaopt_eval_files(tier):
+    """The phase diagram's evaluations (seen and unseen tasks of the test dataset)."""
+    return expand(
+        "results/{tier}/eval/metaopt/{run}/{test}.json",
+        tier=tier,
+        run=metaopt_runs(tier, "phase"),
+        test=config["experiments"]["metaopt"]["test_dataset"],
+    )
+
+
+def metaopt_done_files(tier, part):
+    return expand(
+        "results/{tier}/runs/metaopt/{run}/done.json",
+        tier=tier,
+        run=metaopt_runs(tier, part),
+    )
+
+
 def evaluate_targets(wildcards):
     tier = config["tier"]
     return (
@@ -186,6 +236,7 @@ def evaluate_targets(wildcards):
         + transitions_eval_files(tier)
         + table1_eval_files(tier)
         + state_size_eval_files(tier)
+        + metaopt_eval_files(tier)
     )
 
 
@@ -204,6 +255,13 @@ def figure_targets(tier):
             ext=["png", "svg", "csv"],
         )
         + [f"results/{tier}/figures/state_size_pairs.csv"]
+        + expand(
+            "results/{tier}/figures/metaopt_{name}.{ext}",
+            tier=tier,
+            name=["plateau", "batch", "phase", "interventions", "bias"],
+            ext=["png", "svg", "csv"],
+        )
+        + [f"results/{tier}/figures/metaopt_batch_fit.csv"]
     )
 
 
@@ -325,6 +383,38 @@ def state_size_options(wildcards):
     exp = config["experiments"]["state_size"]
     keys = ("pair_param_tolerance", "pair_min_state_ratio")
     return json.dumps({key: exp[key] for key in keys}, sort_keys=True)
+
+
+# The runs each meta-optimisation figure reads (the bias figure picks the bias variants).
+METAOPT_FIGURE_RUNS = {
+    "plateau": "plateau",
+    "batch": "batch",
+    "phase": "phase",
+    "interventions": "interventions",
+    "bias": "interventions",
+}
+
+
+def metaopt_inputs(wildcards):
+    """done.json files of the figure's runs (log.csv and probe.csv sit beside them); the phase
+    diagram also reads the runs' evaluations."""
+    name = wildcards.name
+    part = METAOPT_FIGURE_RUNS[name]
+    inputs = {"runs": metaopt_done_files(wildcards.tier, part), "src": SRC["figures"]}
+    if name == "phase":
+        inputs["evals"] = metaopt_eval_files(wildcards.tier)
+    return inputs
+
+
+def metaopt_options(wildcards, input):
+    """Figure options: plateau rule, reference variant, phase thresholds (phase diagram)."""
+    exp = config["experiments"]["metaopt"]
+    options = dict(exp["plateau"])
+    if wildcards.name in ("interventions", "bias"):
+        options["reference_variant"] = "ref"
+    if wildcards.name == "phase":
+        options.update(exp["phases"], run_files=list(input.runs))
+    return json.dumps(options, sort_keys=True)
 
 
 def table1_inputs(wildcards):

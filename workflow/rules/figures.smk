@@ -84,6 +84,66 @@ rule state_size_figure:
         "--options {params.options:q} --evals {params.evals} > {log} 2>&1"
 
 
+# Meta-optimisation figures read training runs (done.json, with log.csv and probe.csv beside it).
+rule metaopt_figure:
+    input:
+        unpack(metaopt_inputs),
+    output:
+        multiext("results/{tier}/figures/metaopt_{name}", ".png", ".svg", ".csv"),
+    log:
+        "logs/{tier}/figures/metaopt_{name}.log",
+    wildcard_constraints:
+        name="plateau|interventions|bias",
+    conda:
+        "../envs/gpicl.yaml"
+    params:
+        runs=named_inputs("runs"),
+        options=metaopt_options,
+    shell:
+        "gpicl figure metaopt_{wildcards.name} --out results/{wildcards.tier}/figures/metaopt_{wildcards.name} "
+        "--options {params.options:q} --evals {params.runs} > {log} 2>&1"
+
+
+rule metaopt_batch:
+    input:
+        unpack(metaopt_inputs),
+    output:
+        multiext(
+            "results/{tier}/figures/metaopt_{name}", ".png", ".svg", ".csv", "_fit.csv"
+        ),
+    log:
+        "logs/{tier}/figures/metaopt_{name}.log",
+    wildcard_constraints:
+        name="batch",
+    conda:
+        "../envs/gpicl.yaml"
+    params:
+        runs=named_inputs("runs"),
+        options=metaopt_options,
+    shell:
+        "gpicl figure metaopt_batch --out results/{wildcards.tier}/figures/metaopt_batch "
+        "--options {params.options:q} --evals {params.runs} > {log} 2>&1"
+
+
+rule metaopt_phase:
+    input:
+        unpack(metaopt_inputs),
+    output:
+        multiext("results/{tier}/figures/metaopt_{name}", ".png", ".svg", ".csv"),
+    log:
+        "logs/{tier}/figures/metaopt_{name}.log",
+    wildcard_constraints:
+        name="phase",
+    conda:
+        "../envs/gpicl.yaml"
+    params:
+        evals=named_inputs("evals"),
+        options=metaopt_options,
+    shell:
+        "gpicl figure metaopt_phase --out results/{wildcards.tier}/figures/metaopt_phase "
+        "--options {params.options:q} --evals {params.evals} > {log} 2>&1"
+
+
 rule figures:
     input:
         figure_targets(config["tier"]),
