@@ -96,7 +96,8 @@ def evaluate_run(
         train_dataset=run_cfg["train_dataset"],
         seed=run_cfg["seed"],
         method=run_cfg["model"].get("type", "transformer"),
-        curriculum=bool(run_cfg["train"].get("curriculum")),
+        # Only a run that trained can have been shaped by the curriculum (SGD trains 0 steps).
+        curriculum=bool(run_cfg["train"].get("curriculum")) and run_cfg["train"]["steps"] > 0,
         sequence_length=seq_len,
         num_params=model.num_params(),
         state_size=model.state_size(),

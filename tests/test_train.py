@@ -299,7 +299,7 @@ def test_rerun_from_final_checkpoint_rewrites_every_output(cache_path, tmp_path)
 def test_sgd_baseline_runs_zero_steps_and_is_evaluated_like_any_model(cache_path, tmp_path):
     """SGD meta-learns nothing: its run trains 0 steps, still leaves the finished-run files, and
     evaluation scores it through the same interface (its learning happens inside forward)."""
-    cfg = run_config(steps=0)
+    cfg = run_config(steps=0, curriculum={"start_examples": 3, "hold_steps": 1, "anneal_steps": 3})
     cfg["model"] = {"type": "sgd", "hidden_size": 8, "inner_lr": 0.1, "init_seed": 3}
     done = run(cfg, cache_path, tmp_path / "sgd")
     assert done["num_params"] == 0 and done["final_loss"] is None and done["steps_done"] == 0
@@ -315,6 +315,7 @@ def test_sgd_baseline_runs_zero_steps_and_is_evaluated_like_any_model(cache_path
         threads=1,
     )
     assert out["method"] == "sgd" and out["state_size"] > 0 and out["model"] == cfg["model"]
+    assert out["curriculum"] is False  # untrained, so never shaped by a curriculum
     assert out["task_sets"]["unseen"]["num_sequences"] == 4
     # A model with parameters must train, and one without must not.
     with pytest.raises(ValueError, match="no parameters; set steps: 0"):
