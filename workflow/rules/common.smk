@@ -208,7 +208,7 @@ def state_size_eval_files(tier):
         "results/{tier}/eval/state_size/{run}/mnist.json",
         tier=tier,
         run=state_size_runs(tier),
-    ) + [f for f in table1_eval_files(tier) if f.endswith("/mnist.json")]
+    ) + [f for f in table1_eval_files(tier) if Path(f).name == "mnist.json"]
 
 
 def metaopt_eval_files(tier):
