@@ -5,9 +5,11 @@ For each (implementation, shape) the benchmark reports the median step time, tok
 peak memory, the step's model FLOPs counted from the shapes, and the fraction of the device's
 matmul peak, measured in the same run with one large matmul (fp32 on CPU, bf16 on CUDA).
 
-Two implementations of the same step:
+Implementations of the same step:
 - "ours": the production path of gpicl.train (hashed task pool sampled on the device, our
-  Transformer, gpicl.optim.Adam, loss on every position, gradient norm).
+  Transformer, gpicl.optim.Adam, loss on every position, gradient norm), with the tiers'
+  precision: bf16 autocast on CUDA, fp32 on CPU.
+- "ours_bf16": the same with bf16 autocast on every device (train's `amp_cpu: true` on CPU).
 - "reference": the yardstick, the straightforward PyTorch way public replications took: an fp32
   nn.TransformerEncoder, and one projection matrix drawn and applied per sequence on the host in
   a Python loop, the batch then copied to the device; torch.optim.Adam.
@@ -45,7 +47,7 @@ from gpicl.optim import Adam
 from gpicl.repro import pick_device, set_determinism
 from gpicl.train import autocast_context, training_step
 
-IMPLEMENTATIONS = ("ours", "reference")
+IMPLEMENTATIONS = ("ours", "ours_bf16", "reference")
 SHAPE_KEYS = (
     "name",
     "width",
@@ -183,7 +185,8 @@ def step_flops(fwd_flops_per_token: int, tokens_per_step: int) -> int:
 @dataclass(frozen=True)
 class BenchOptions:
     """How the implementations are built; `compile`, `amp` and `deterministic` concern ours only
-    (the reference is always fp32 eager without determinism switches, as the public code ran)."""
+    (the reference is always fp32 eager without determinism switches, as the public code ran;
+    ours_bf16 always autocasts)."""
 
     seed: int = 0
     num_examples: int = NUM_EXAMPLES
@@ -225,10 +228,11 @@ def make_train_step(
     task_seed: int,
     seed: int,
     amp: bool,
+    amp_cpu: bool = False,
 ) -> Callable[[int], torch.Tensor]:
     """gpicl.train's step (i.i.d. sequences) as a function of the step number."""
     dev = x_train.device
-    autocast = autocast_context(dev, amp)
+    autocast = autocast_context(dev, amp, amp_cpu)
 
     def step(i: int) -> torch.Tensor:
         gen = step_generator(seed, i, dev)
@@ -239,8 +243,11 @@ def make_train_step(
     return step
 
 
-def build_ours(shape: dict, dev: torch.device, opts: BenchOptions) -> Implementation:
-    """The production path: gpicl.models.build_model, gpicl.optim.Adam, data on the device."""
+def build_ours(
+    shape: dict, dev: torch.device, opts: BenchOptions, bf16: bool = False
+) -> Implementation:
+    """The production path: gpicl.models.build_model, gpicl.optim.Adam, data on the device;
+    `bf16` autocasts on any device (on CPU as train's `amp_cpu`)."""
     seed = opts.seed
     set_determinism(seed)  # what gpicl.train does before building anything
     if not opts.deterministic:
@@ -259,15 +266,24 @@ def build_ours(shape: dict, dev: torch.device, opts: BenchOptions) -> Implementa
     optimizer = Adam(model.parameters(), lr=1e-3, eps=1e-8, eps_root=1e-8)
     model.train()
     run_model = torch.compile(model) if opts.compile else model
-    step = make_train_step(run_model, optimizer, spec, x_train, y_train, TASK_SEED, seed, opts.amp)
+    amp = opts.amp or bf16
+    step = make_train_step(
+        run_model, optimizer, spec, x_train, y_train, TASK_SEED, seed, amp, amp_cpu=bf16
+    )
 
     def sample(i: int) -> tuple[torch.Tensor, torch.Tensor]:
         gen = step_generator(seed, i, dev)
         tokens, targets, _ = sample_training_batch(spec, x_train, y_train, TASK_SEED, gen, None)
         return tokens, targets
 
-    precision = "bf16-autocast" if dev.type == "cuda" and opts.amp else "fp32"
-    return Implementation("ours", model, sample, step, fwd_flops, precision, opts.deterministic)
+    precision = "bf16-autocast" if bf16 or (dev.type == "cuda" and opts.amp) else "fp32"
+    name = "ours_bf16" if bf16 else "ours"
+    return Implementation(name, model, sample, step, fwd_flops, precision, opts.deterministic)
+
+
+def build_ours_bf16(shape: dict, dev: torch.device, opts: BenchOptions) -> Implementation:
+    """Ours under bf16 autocast on any device (on CPU, attention stays fp32: Transformer)."""
+    return build_ours(shape, dev, opts, bf16=True)
 
 
 class ReferenceTransformer(nn.Module):
@@ -359,7 +375,7 @@ def build_reference(shape: dict, dev: torch.device, opts: BenchOptions) -> Imple
     return Implementation("reference", model, sample, step, fwd_flops, "fp32", False)
 
 
-BUILDERS = {"ours": build_ours, "reference": build_reference}
+BUILDERS = {"ours": build_ours, "ours_bf16": build_ours_bf16, "reference": build_reference}
 
 
 # --------------------------------------------------------------------------- measurement
@@ -380,10 +396,16 @@ def _time_calls(fn: Callable[[int], object], dev: torch.device, first: int, n: i
     return times
 
 
-def measure_matmul_peak(dev: torch.device, size: int, repeats: int = 5) -> tuple[float, str]:
-    """The device's attainable matmul rate in FLOP/s: best of `repeats` timings of size^3
-    matmuls, fp32 on CPU, bf16 on CUDA (the dtype each implementation's matmuls can reach)."""
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+def matmul_dtype(precision: str) -> torch.dtype:
+    """The dtype an implementation's matmuls run in, from its precision label."""
+    return torch.bfloat16 if precision.startswith("bf16") else torch.float32
+
+
+def measure_matmul_peak(
+    dev: torch.device, size: int, dtype: torch.dtype, repeats: int = 5
+) -> tuple[float, str]:
+    """The device's attainable matmul rate in FLOP/s for `dtype`: best of `repeats` timings of
+    size^3 matmuls. Each row's MFU is against the peak of the dtype its matmuls run in."""
     inner = 10 if dev.type == "cuda" else 1  # several matmuls between syncs on the GPU
     g = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=g).to(dev, dtype)
@@ -478,9 +500,8 @@ def run_benchmark(
         torch.set_num_threads(threads)
     opts = BenchOptions(seed, num_examples, compile, amp, deterministic)
     size = matmul_size or MATMUL_SIZE.get(dev.type, 1024)
-    rows = []
+    rows, peaks = [], {}  # dtype -> (FLOP/s, name), measured once per dtype used
     try:
-        peak_flops, peak_dtype = measure_matmul_peak(dev, size)
         for shape in shapes:
             shape_rows = []
             for name in implementations:
@@ -491,6 +512,10 @@ def run_benchmark(
                 data_times = _time_calls(impl.sample, dev, warmup + repeats, repeats)
                 mem_mb, mem_kind = _peak_memory_mb(dev)
                 row = _row(shape, impl, dev, step_times, data_times, mem_mb, mem_kind)
+                dtype = matmul_dtype(impl.precision)
+                if dtype not in peaks:
+                    peaks[dtype] = measure_matmul_peak(dev, size, dtype)
+                peak_flops, peak_dtype = peaks[dtype]
                 row.update(
                     threads=torch.get_num_threads(),
                     compile=bool(compile and name == "ours"),
@@ -568,22 +593,25 @@ def format_table(rows: list[dict]) -> str:
     if not rows:
         return "(no benchmark rows)"
     r0 = rows[0]
+    peaks = {r["matmul_peak_dtype"]: r["matmul_peak_tflops"] for r in rows}
+    peak_text = ", ".join(f"{dtype} {tflops:.3f}" for dtype, tflops in peaks.items())
     lines = [
         f"device: {r0['device']} ({r0['device_name']}), threads {r0['threads']}, "
-        f"matmul peak {r0['matmul_peak_tflops']:.3f} TFLOP/s "
-        f"({r0['matmul_peak_dtype']}, {r0['matmul_size']}^3); "
-        f"median of {r0['repeats']} steps after {r0['warmup']} warm-up",
+        f"matmul peak TFLOP/s ({r0['matmul_size']}^3): {peak_text}; "
+        f"median of {r0['repeats']} steps after {r0['warmup']} warm-up; "
+        "MFU against the peak of each row's matmul dtype",
     ]
     header = (
-        f"{'impl':<10} {'shape':<8} {'params':>10} {'seqs x L':>10} {'step ms':>10} "
-        f"{'data ms':>9} {'tokens/s':>11} {'TFLOP/s':>8} {'MFU':>7} {'peak MB':>9} "
+        f"{'impl':<10} {'precision':<13} {'shape':<8} {'params':>10} {'seqs x L':>10} "
+        f"{'step ms':>10} {'data ms':>9} {'tokens/s':>11} {'TFLOP/s':>8} {'MFU':>7} {'peak MB':>9} "
         f"{'speed-up':>8}"
     )
     lines += [header, "-" * len(header)]
     for r in rows:
         speedup = r["speedup_vs_reference"]
         lines.append(
-            f"{r['implementation']:<10} {r['shape']:<8} {r['num_params']:>10,} "
+            f"{r['implementation']:<10} {r['precision']:<13} {r['shape']:<8} "
+            f"{r['num_params']:>10,} "
             f"{str(r['batch_seqs']) + ' x ' + str(r['seq_len']):>10} "
             f"{r['step_ms_median']:>10.2f} {r['data_ms_median']:>9.2f} "
             f"{r['tokens_per_s']:>11,.0f} {r['achieved_tflops']:>8.4f} "

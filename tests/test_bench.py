@@ -17,6 +17,7 @@ from gpicl.bench import (
     BenchOptions,
     add_bench_parser,
     build_ours,
+    build_ours_bf16,
     build_reference,
     format_table,
     forward_flops_per_token,
@@ -46,7 +47,7 @@ def tiny_rows():
 
 
 def test_rows_have_every_column_and_sane_values(tiny_rows):
-    assert [r["implementation"] for r in tiny_rows] == ["ours", "reference"]
+    assert [r["implementation"] for r in tiny_rows] == ["ours", "ours_bf16", "reference"]
     for r in tiny_rows:
         assert set(BENCH_COLUMNS) <= set(r)
         assert r["shape"] == "tiny" and r["device"] == "cpu" and r["threads"] == 1
@@ -55,15 +56,30 @@ def test_rows_have_every_column_and_sane_values(tiny_rows):
             assert r[key] > 0, key
         assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
         assert r["flops_per_step"] == 3 * r["fwd_flops_per_token"] * r["tokens_per_step"]
-    ours, ref = tiny_rows
+    ours, ours_bf16, ref = tiny_rows
     assert ref["speedup_vs_reference"] == 1.0
-    assert ours["speedup_vs_reference"] == pytest.approx(
-        ref["step_ms_median"] / ours["step_ms_median"]
-    )
-    # tiny has width == heads x key_size, so both count the same FLOPs and parameters
+    for r in (ours, ours_bf16):
+        assert r["speedup_vs_reference"] == pytest.approx(
+            ref["step_ms_median"] / r["step_ms_median"]
+        )
+    # tiny has width == heads x key_size, so all count the same FLOPs and parameters
+    assert ours["fwd_flops_per_token"] == ours_bf16["fwd_flops_per_token"]
     assert ours["fwd_flops_per_token"] == ref["fwd_flops_per_token"]
-    assert ours["num_params"] == ref["num_params"]
+    assert ours["num_params"] == ours_bf16["num_params"] == ref["num_params"]
     assert "tiny" in format_table(tiny_rows) and "speed-up" in format_table(tiny_rows)
+
+
+def test_each_row_is_measured_against_the_peak_of_its_own_dtype(tiny_rows):
+    ours, ours_bf16, ref = tiny_rows
+    assert (ours["precision"], ref["precision"]) == ("fp32", "fp32")  # CPU: ours runs fp32
+    assert ours_bf16["precision"] == "bf16-autocast"
+    assert ours["matmul_peak_dtype"] == ref["matmul_peak_dtype"] == "float32"
+    assert ours_bf16["matmul_peak_dtype"] == "bfloat16"
+    # one measurement per dtype, shared by the rows that use it
+    assert ours["matmul_peak_tflops"] == ref["matmul_peak_tflops"]
+    for r in tiny_rows:
+        assert r["mfu"] == pytest.approx(r["achieved_tflops"] / r["matmul_peak_tflops"])
+    assert "float32" in format_table(tiny_rows) and "bfloat16" in format_table(tiny_rows)
 
 
 def test_step_flops_equal_a_hand_count():
@@ -99,7 +115,7 @@ def test_reference_and_ours_produce_the_same_shapes(restore_determinism):
     opts = BenchOptions(num_examples=200)
     B, L = shape["tasks_per_step"] * shape["seqs_per_task"], shape["seq_len"]
     outputs = {}
-    for build in (build_ours, build_reference):
+    for build in (build_ours, build_ours_bf16, build_reference):
         impl = build(shape, CPU, opts)
         tokens, targets = impl.sample(0)
         assert tokens.shape == (B, L, shape["input_size"] + NUM_CLASSES)
@@ -108,7 +124,7 @@ def test_reference_and_ours_produce_the_same_shapes(restore_determinism):
         outputs[impl.name] = impl.model(tokens).shape
         stats = impl.step(1)
         assert torch.isfinite(stats).all()
-    assert outputs["ours"] == outputs["reference"] == (B, L, NUM_CLASSES)
+    assert outputs["ours"] == outputs["ours_bf16"] == outputs["reference"] == (B, L, NUM_CLASSES)
 
 
 def test_shapes_from_params_reads_the_tiers():

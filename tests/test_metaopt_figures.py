@@ -33,6 +33,7 @@ BASE_TRAIN = {
     "curriculum": None,
     "bias_fraction": 0.0,
     "amp": False,
+    "amp_cpu": False,
 }
 LOW_LOSS = 0.5  # after the drop: 1.8 nats below ln 10, so one step moves a 25-step mean by 0.072
 

@@ -120,6 +120,33 @@ def test_pre_layernorm_blocks_and_a_final_layernorm():
     assert torch.allclose(head_in.var(-1, unbiased=False), torch.ones(()), atol=1e-3)
 
 
+def test_cpu_autocast_runs_projections_in_bf16_and_attention_in_fp32(monkeypatch):
+    """train's `amp_cpu`: bf16 matmuls, but CPU flash attention stays fp32 (faster there)."""
+    model = tiny_model()
+    tokens = make_tokens(*random_sequence())
+    with torch.no_grad():
+        exact = model(tokens)
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(q, k, v, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording_sdpa)
+    qkv_out = []
+    model.blocks[0].attn.qkv.register_forward_hook(lambda m, i, o: qkv_out.append(o.dtype))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(tokens)
+    assert qkv_out == [torch.bfloat16]
+    assert seen == [(torch.float32,) * 3] * model.cfg.layers
+    assert not torch.equal(mixed.float(), exact)  # bf16 really was used
+    assert torch.allclose(mixed.float(), exact, atol=0.1)  # and is close to fp32
+    with torch.no_grad():  # without autocast nothing is cast (the cpu tier's fp32 path)
+        model(tokens)
+    assert seen[-1] == (torch.float32,) * 3 and len(seen) == 2 * model.cfg.layers
+
+
 def test_build_model_passes_config_and_rejects_unknown_type():
     cfg = {"type": "transformer", "width": 8, "layers": 1, "heads": 2, "key_size": 4}
     model = build_model(cfg, input_size=5, seq_len=9)

@@ -50,6 +50,7 @@ SETTING_ORDER = (
     "seq_len",
     "steps",
     "amp",
+    "amp_cpu",
 )
 
 
@@ -242,8 +243,8 @@ def setting_differences(
             out.append((key, _curriculum_text(value, ref_value)))
         elif key == "num_tasks":
             out.append((key, f"tasks {format_tasks(value)}"))
-        elif key == "amp":
-            out.append((key, f"amp {'on' if value else 'off'}"))
+        elif key in ("amp", "amp_cpu"):
+            out.append((key, f"{key} {'on' if value else 'off'}"))
         elif isinstance(value, float):
             out.append((key, f"{key}={format_number(value)}"))
         else:

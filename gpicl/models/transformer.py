@@ -43,9 +43,14 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, L, _ = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, self.key_size).unbind(2)  # (B, L, H, K)
-        y = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
-        )  # (B, H, L, K)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, L, K)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # CPU flash attention is ~5x slower in bf16 than in fp32 at these head sizes
+            # (docs/measurements.md): under CPU autocast only the projections run in bf16.
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.out(y.transpose(1, 2).reshape(B, L, self.heads * self.key_size))
 
 
