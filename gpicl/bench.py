@@ -3,7 +3,8 @@
 One step = task generation + forward + backward + optimiser update, measured after warm-up.
 For each (implementation, shape) the benchmark reports the median step time, tokens per second,
 peak memory, the step's model FLOPs counted from the shapes, and the fraction of the device's
-matmul peak, measured in the same run with one large matmul (fp32 on CPU, bf16 on CUDA).
+matmul peak, measured in the same run with one large matmul in the dtype the row's matmuls run in
+(fp32, or bf16 under autocast).
 
 Implementations of the same step:
 - "ours": the production path of gpicl.train (hashed task pool sampled on the device, our
@@ -518,7 +519,7 @@ def run_benchmark(
                 peak_flops, peak_dtype = peaks[dtype]
                 row.update(
                     threads=torch.get_num_threads(),
-                    compile=bool(compile and name == "ours"),
+                    compile=bool(compile and name != "reference"),
                     warmup=warmup,
                     repeats=repeats,
                     matmul_peak_tflops=peak_flops / 1e12,
