@@ -27,12 +27,20 @@ SEED = 20221208
 
 
 @pytest.fixture(autouse=True)
-def exact_fp32_matmuls():
-    """TF32 would make the fp32 comparisons below loose; put the setting back afterwards."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+def exact_fp32_matmuls_and_default_algorithms():
+    """TF32 would make the fp32 comparisons below loose, and other tests may leave torch's
+    deterministic mode on; set both here and put them back afterwards."""
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(False)
     yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+    torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
 def test_a_task_id_means_the_same_task_on_the_gpu():
@@ -68,8 +76,9 @@ def test_the_model_computes_the_same_function_on_the_gpu():
 
 
 def test_bf16_training_steps_on_the_gpu_follow_the_fp32_cpu_steps():
-    """Ten steps of the production step (batch made on the device, loss on every position,
-    Adam) under bf16 autocast on CUDA and in fp32 on the CPU: same data, close losses."""
+    """Ten steps (loss on every position, our Adam) under bf16 autocast on CUDA and in fp32 on
+    the CPU, on the same batches made on the CPU: close losses. (The production step itself is
+    run on the GPU by the sync test below.)"""
     spec = BatchSpec(num_tasks=2**25, tasks_per_step=4, seqs_per_task=4, seq_len=12)
     g = torch.Generator().manual_seed(1)
     x_train, y_train = torch.randn(500, 6, generator=g), torch.randint(0, 10, (500,), generator=g)

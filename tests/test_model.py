@@ -130,8 +130,9 @@ def test_cpu_autocast_runs_projections_in_bf16_and_attention_in_fp32(monkeypatch
     sdpa = torch.nn.functional.scaled_dot_product_attention
 
     def recording_sdpa(q, k, v, **kwargs):
-        seen.append((q.dtype, k.dtype, v.dtype))
-        return sdpa(q, k, v, **kwargs)
+        out = sdpa(q, k, v, **kwargs)  # under an active CPU autocast this would come out bf16
+        seen.append((q.dtype, k.dtype, v.dtype, out.dtype))
+        return out
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording_sdpa)
     qkv_out = []
@@ -139,12 +140,12 @@ def test_cpu_autocast_runs_projections_in_bf16_and_attention_in_fp32(monkeypatch
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = model(tokens)
     assert qkv_out == [torch.bfloat16]
-    assert seen == [(torch.float32,) * 3] * model.cfg.layers
+    assert seen == [(torch.float32,) * 4] * model.cfg.layers
     assert not torch.equal(mixed.float(), exact)  # bf16 really was used
     assert torch.allclose(mixed.float(), exact, atol=0.1)  # and is close to fp32
     with torch.no_grad():  # without autocast nothing is cast (the cpu tier's fp32 path)
         model(tokens)
-    assert seen[-1] == (torch.float32,) * 3 and len(seen) == 2 * model.cfg.layers
+    assert seen[-1] == (torch.float32,) * 4 and len(seen) == 2 * model.cfg.layers
 
 
 def test_build_model_passes_config_and_rejects_unknown_type():
