@@ -153,7 +153,18 @@ def make(
                 else:
                     ax_bar.scatter([x], [r["plateau_step"]], s=18, color=color, zorder=3)
             x, smooth = trailing_mean(group[0], window)
-            ax_loss.plot(x, smooth, color=color, label=f"{label} (seed {group[0].seed})")
+            # The reference is drawn wide and underneath, so a lever that changes nothing
+            # (its curve on top of the reference's) still shows both.
+            is_ref = label == REFERENCE_LABEL
+            ax_loss.plot(
+                x,
+                smooth,
+                color=color,
+                linewidth=3.5 if is_ref else 1.2,
+                alpha=0.45 if is_ref else 1.0,
+                zorder=1 if is_ref else 2,
+                label=f"{label} (seed {group[0].seed})",
+            )
             if not group[0].censored:
                 ax_loss.axvline(group[0].plateau_step, color=color, linestyle="--", linewidth=0.8)
         ax_bar.set_xticks(
