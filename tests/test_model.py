@@ -29,24 +29,7 @@ def random_sequence(B=3, L=12, nx=6, seed=0):
 
 
 # --------------------------------------------------------------------------- 6. causality
-@pytest.mark.parametrize("t", [0, 4, 10])
-def test_logits_up_to_t_ignore_next_input_and_current_label(t):
-    """Position t predicts y_t from x_0..x_t and y_0..y_{t-1}: changing x_{t+1}, or y_t (which is
-    carried by token t+1), must leave positions <= t unchanged and change later positions."""
-    model = tiny_model()
-    x, y = random_sequence()
-    with torch.no_grad():
-        base = model(make_tokens(x, y))
-        x2 = x.clone()
-        x2[:, t + 1] += 3.0
-        y2 = y.clone()
-        y2[:, t] = (y2[:, t] + 1) % NUM_CLASSES
-        for changed in (model(make_tokens(x2, y)), model(make_tokens(x, y2))):
-            assert torch.allclose(changed[:, : t + 1], base[:, : t + 1], rtol=0, atol=1e-6)
-            diff_later = (changed[:, t + 1 :] - base[:, t + 1 :]).abs().amax(dim=(0, 2))
-            assert (diff_later > 1e-4).all(), diff_later
-
-
+# (Perturbation causality for every model type, the Transformer included: below.)
 def test_label_of_position_t_is_not_visible_at_position_t_by_gradient():
     model = tiny_model(seed=1)
     x, y = random_sequence(B=1)

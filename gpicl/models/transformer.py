@@ -46,7 +46,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, L, K)
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # CPU flash attention is ~5x slower in bf16 than in fp32 at these head sizes
-            # (docs/measurements.md): under CPU autocast only the projections run in bf16.
+            # (docs/measurements.md): under CPU autocast the linear layers run in bf16 and
+            # attention in fp32.
             with torch.autocast("cpu", enabled=False):
                 y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
         else:
