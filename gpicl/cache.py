@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gpicl.augment import NUM_CLASSES, PreprocessSpec, preprocess_images, random_dataset_images
@@ -14,11 +13,16 @@ from gpicl.io import save_torch
 RANDOM_DATASET = "random"
 
 
-def build_data_cache(npz_path: str | Path, spec: PreprocessSpec, out_path: str | Path) -> None:
+def build_data_cache(
+    dataset: str, npz_path: str | Path, spec: PreprocessSpec, out_path: str | Path
+) -> None:
     """Preprocess both splits and z-normalise them with the training split's mean and std
-    (one scalar each, the per-dataset statistics switch of the authors' code)."""
-    with np.load(npz_path) as raw:
-        splits = {k: torch.from_numpy(raw[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
+    (one scalar each, the per-dataset statistics switch of the authors' code). The cache
+    records its dataset and spec, so a reader can refuse one made for something else."""
+    from gpicl.data.status import load_prepared
+
+    raw = load_prepared(dataset, npz_path)
+    splits = {k: torch.from_numpy(raw[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
     x_train = preprocess_images(splits["x_train"], spec)
     mean, std = x_train.mean(), x_train.std()
     cache = {
@@ -28,6 +32,7 @@ def build_data_cache(npz_path: str | Path, spec: PreprocessSpec, out_path: str |
         "y_test": splits["y_test"].to(torch.int64),
         "mean": mean,
         "std": std,
+        "dataset": dataset,
         "spec": spec.tag,
     }
     save_torch(cache, out_path)

@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gpicl.augment import apply_tasks, make_tokens
+from gpicl.augment import PreprocessSpec, apply_tasks, make_tokens
 from gpicl.cache import RANDOM_DATASET, eval_inputs
-from gpicl.io import rounded, write_json
+from gpicl.io import load_artifact, rounded, write_json
 from gpicl.models import build_model, model_size
 from gpicl.repro import pick_device, set_determinism
 
@@ -60,6 +60,25 @@ def per_position_stats(model, x, y, task_seed, ids, tasks_per_chunk: int = 4) ->
     }
 
 
+def check_inputs_agree(model_path, run_cfg, evalset_path, evalset, cache_path, cache) -> None:
+    """Refuse a cache made for another dataset or preprocessing than the evaluation set, and a
+    model trained under another preprocessing: the result file would carry the wrong label."""
+    model_spec = PreprocessSpec(**run_cfg["preprocess"]).tag
+    if evalset["spec"] != model_spec:
+        raise ValueError(
+            f"{evalset_path} is preprocessed {evalset['spec']}, but {model_path} was trained on "
+            f"{model_spec} inputs"
+        )
+    if cache is None:
+        return
+    made_for = (cache.get("dataset"), cache.get("spec"))
+    if made_for != (evalset["dataset"], evalset["spec"]):
+        raise ValueError(
+            f"{cache_path} is the cache of {made_for[0]} ({made_for[1]}), but {evalset_path} "
+            f"evaluates {evalset['dataset']} ({evalset['spec']})"
+        )
+
+
 def evaluate_run(
     model_path: str | Path,
     evalset_path: str | Path,
@@ -72,12 +91,20 @@ def evaluate_run(
     """Score one trained run on one meta-test dataset; writes the result JSON."""
     dev = pick_device(device)
     set_determinism(0, threads)
-    saved = torch.load(model_path, map_location=dev, weights_only=True)
+    saved = load_artifact(model_path, "model", map_location=dev)
     run_cfg = saved["config"]
-    evalset = torch.load(evalset_path, weights_only=True)
+    if experiment_meta.get("tier", run_cfg["tier"]) != run_cfg["tier"]:
+        raise ValueError(
+            f"{model_path} was trained in tier {run_cfg['tier']}, but the result would be "
+            f"labelled tier {experiment_meta['tier']}"
+        )
+    evalset = load_artifact(evalset_path, "evalset")
     cache = None
     if evalset["dataset"] != RANDOM_DATASET:
-        cache = torch.load(cache_path, weights_only=True)
+        if cache_path is None:
+            raise ValueError(f"{evalset_path}: evaluating {evalset['dataset']} needs its --cache")
+        cache = load_artifact(cache_path, "cache")
+    check_inputs_agree(model_path, run_cfg, evalset_path, evalset, cache_path, cache)
     x, y = eval_inputs(evalset, cache)
     seq_len = run_cfg["train"]["seq_len"]
     if x.shape[2] < seq_len:

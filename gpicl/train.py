@@ -4,6 +4,9 @@ The batch of step s is a function of (run seed, s) only, and the checkpoint hold
 the optimiser and the log rows so far, so a resumed run continues bit for bit on CPU.
 Files in the run folder: config.json, checkpoint.pt (working state, every `checkpoint_every`
 steps), log.csv, and at the end model.pt and done.json (the marker that the run finished).
+A checkpoint is resumed only when its fingerprint (gpicl.fingerprint: configuration, input
+cache, training and model code, torch version) equals the run's; otherwise, or when it is
+damaged, the run starts over from step 0 and says why.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import math
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -23,13 +27,23 @@ from tqdm import tqdm
 
 from gpicl.augment import (
     BatchSpec,
+    PreprocessSpec,
     apply_tasks,
     curriculum_examples,
     make_tokens,
     sample_training_batch,
     step_generator,
 )
-from gpicl.io import read_json, save_torch, write_json, write_text
+from gpicl.fingerprint import fingerprint_difference, run_fingerprint
+from gpicl.io import (
+    IntegrityError,
+    load_artifact,
+    load_torch,
+    save_torch,
+    sha256_file,
+    write_json,
+    write_text,
+)
 from gpicl.metrics import plateau_length
 from gpicl.models import build_model
 from gpicl.optim import Adam
@@ -48,7 +62,19 @@ class NonFiniteLossError(FloatingPointError):
 
 def load_cache(path: str | Path, device: torch.device) -> dict:
     """The augmentation cache of one (dataset, preprocessing spec): preprocessed tensors."""
-    return torch.load(path, map_location=device, weights_only=True)
+    return load_artifact(path, "cache", map_location=device)
+
+
+def check_cache_matches(cache: dict, cache_path, run_cfg: dict) -> None:
+    """A cache made for another dataset or preprocessing would train a model labelled as
+    something it is not."""
+    wanted = (run_cfg["train_dataset"], PreprocessSpec(**run_cfg["preprocess"]).tag)
+    made_for = (cache.get("dataset"), cache["spec"])
+    if made_for != wanted:
+        raise ValueError(
+            f"{cache_path} is the cache of {made_for[0]} ({made_for[1]}), but run "
+            f"{run_cfg['name']} trains on {wanted[0]} ({wanted[1]})"
+        )
 
 
 def batch_spec(train_cfg: dict) -> BatchSpec:
@@ -167,9 +193,28 @@ def _drain(pending: list, rows: list, name: str, last_checkpoint: int) -> None:
     pending.clear()
 
 
-def _save_checkpoint(path: Path, model, optimizer, step: int, rows: list, probe: list) -> None:
+def _save_checkpoint(
+    path: Path, model, optimizer, step: int, rows: list, probe: list, fingerprint: dict
+) -> None:
     state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
-    save_torch({**state, "log": rows, "probe": probe}, path)
+    save_torch({**state, "log": rows, "probe": probe, "fingerprint": fingerprint}, path)
+
+
+def _resumable_checkpoint(path: Path, fingerprint: dict, dev: torch.device) -> dict | None:
+    """The checkpoint to resume, or None (deleted, with the reason printed) when it is damaged
+    or was made under a different fingerprint: a stale model must never be finished."""
+    if not path.exists():
+        return None
+    try:
+        ckpt = load_torch(path, map_location=dev)
+        why = fingerprint_difference(ckpt.get("fingerprint"), fingerprint)
+    except IntegrityError as err:
+        ckpt, why = None, f"it is unreadable ({err})"
+    if why is None:
+        return ckpt
+    print(f"{path}: not resumed, training starts over from step 0: {why}", file=sys.stderr)
+    path.unlink()
+    return None
 
 
 def _write_log(run_dir: Path, rows: list, probe: list) -> None:
@@ -213,7 +258,6 @@ def train(
     the run then has a checkpoint but no done.json.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     rank, world = data_parallel_setup()
     lead = rank == 0  # only rank 0 writes files
     dev = pick_device(device)
@@ -222,16 +266,16 @@ def train(
         torch.cuda.set_device(dev)
     set_determinism(run_cfg["seed"], threads)
     tcfg = run_cfg["train"]
-    cfg_path = run_dir / "config.json"
+    cache = load_cache(cache_path, dev)  # checked before anything in the run folder changes
+    check_cache_matches(cache, cache_path, run_cfg)
+    fingerprint = run_fingerprint(run_cfg, cache_path)
+    ckpt_path = run_dir / "checkpoint.pt"
     if lead:
-        if cfg_path.exists() and read_json(cfg_path) != run_cfg:
-            # A changed configuration must not resume a checkpoint made under another one.
-            (run_dir / "checkpoint.pt").unlink(missing_ok=True)
-        write_json(cfg_path, run_cfg)
+        write_json(run_dir / "config.json", run_cfg)
+        _resumable_checkpoint(ckpt_path, fingerprint, dev)  # a stale one is deleted here
     if world > 1:
         dist.barrier()
 
-    cache = load_cache(cache_path, dev)
     x_train, y_train = cache["x_train"], cache["y_train"]
     spec = batch_spec(tcfg)
     model = build_model(run_cfg["model"], x_train.shape[1], spec.seq_len).to(dev)
@@ -251,9 +295,8 @@ def train(
         net = DistributedDataParallel(model) if world > 1 else model
 
     start, rows, probe = 0, [], []
-    ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        ckpt = load_torch(ckpt_path, map_location=dev)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, rows = ckpt["step"], [tuple(r) for r in ckpt["log"]]
@@ -309,7 +352,7 @@ def train(
             _drain(pending, rows, run_cfg["name"], last_checkpoint)
             bar.set_postfix(loss=f"{rows[-1][1]:.4f}", acc=f"{rows[-1][2]:.3f}")
         if at_checkpoint and lead:
-            _save_checkpoint(ckpt_path, model, optimizer, step + 1, rows, probe)
+            _save_checkpoint(ckpt_path, model, optimizer, step + 1, rows, probe, fingerprint)
             _write_log(run_dir, rows, probe)
         if at_checkpoint:
             last_checkpoint = step + 1
@@ -324,8 +367,18 @@ def train(
         # Written here too: a rerun that resumes from the final checkpoint trains no step, and
         # the workflow removes a rerun job's old outputs before starting it.
         _write_log(run_dir, rows, probe)
-        save_torch({"model": model.state_dict(), "config": run_cfg}, run_dir / "model.pt")
+        model_digest = save_torch(
+            {"model": model.state_dict(), "config": run_cfg, "fingerprint": fingerprint},
+            run_dir / "model.pt",
+        )
         summary.update(
+            # Content hashes of the files beside done.json, checked by whoever reads them.
+            sha256={
+                "model.pt": model_digest,
+                "log.csv": sha256_file(run_dir / "log.csv"),
+                "probe.csv": sha256_file(run_dir / "probe.csv"),
+            },
+            fingerprint=fingerprint,
             name=run_cfg["name"],
             final_loss=round(rows[-1][1], 6) if rows else None,
             final_accuracy=round(rows[-1][2], 6) if rows else None,

@@ -29,6 +29,7 @@ from gpicl.augment import (
 )
 from gpicl.cache import build_eval_set
 from gpicl.evaluate import task_ids_for
+from gpicl.io import load_torch
 
 torch.set_num_threads(1)
 
@@ -207,7 +208,7 @@ def test_training_draws_ids_only_from_pool_never_unseen_ids(num_tasks, tmp_path)
         assert ids.min() >= 0 and ids.max() < num_tasks
 
     build_eval_set("random", PreprocessSpec(resize=2), 8, 2, 4, 7, tmp_path / "ev.pt")
-    evalset = torch.load(tmp_path / "ev.pt", weights_only=True)
+    evalset = load_torch(tmp_path / "ev.pt")
     unseen = task_ids_for("unseen", evalset, num_tasks)
     assert (unseen < 0).all()
     assert not set(unseen.tolist()) & set(drawn.tolist())

@@ -9,6 +9,7 @@ import torch
 
 from gpicl.augment import PreprocessSpec, preprocess_images
 from gpicl.cache import build_data_cache
+from gpicl.io import load_torch
 
 
 def _npz(path, shape, seed):
@@ -29,8 +30,8 @@ def test_grayscale_and_colour_datasets_get_the_same_input_size(tmp_path, channel
     sizes = {}
     for name, shape in {"mnist": (28, 28), "cifar10": (32, 32, 3)}.items():
         npz = _npz(tmp_path / f"{name}.npz", shape, seed=len(name))
-        build_data_cache(npz, spec, tmp_path / f"{name}.pt")
-        cache = torch.load(tmp_path / f"{name}.pt", weights_only=True)
+        build_data_cache(name, npz, spec, tmp_path / f"{name}.pt")
+        cache = load_torch(tmp_path / f"{name}.pt")
         sizes[name] = cache["x_train"].shape[1]
         assert cache["x_test"].shape == (8, spec.input_size)
     assert sizes == {"mnist": 49 * channels, "cifar10": 49 * channels}
@@ -38,8 +39,8 @@ def test_grayscale_and_colour_datasets_get_the_same_input_size(tmp_path, channel
 
 def test_cache_is_z_normalised_with_training_split_statistics(tmp_path):
     npz = _npz(tmp_path / "d.npz", (28, 28), seed=0)
-    build_data_cache(npz, PreprocessSpec(resize=14, channels=1), tmp_path / "d.pt")
-    cache = torch.load(tmp_path / "d.pt", weights_only=True)
+    build_data_cache("d", npz, PreprocessSpec(resize=14, channels=1), tmp_path / "d.pt")
+    cache = load_torch(tmp_path / "d.pt")
     assert abs(cache["x_train"].mean().item()) < 1e-5
     assert abs(cache["x_train"].std().item() - 1.0) < 1e-4
     # The test split is normalised with the training statistics, not its own.

@@ -33,6 +33,7 @@ from gpicl.data import (
 )
 from gpicl.data import formats as formats_module
 from gpicl.data.prepare import write_npz
+from gpicl.io import sha256_file
 
 N_TRAIN, N_TEST = 10, 3  # CIFAR: 5 training batches of 2
 
@@ -491,6 +492,7 @@ def test_dataset_availability_reports_instead_of_raising(monkeypatch, tmp_path):
         "available": True,
         "path": str(fx.out),
         "reason": None,
+        "sha256": sha256_file(fx.out),
     }
     out = tmp_path / "out2" / "kmnist.npz"
     status = dataset_availability("kmnist", out, source="offline", download_dir=fx.downloads)

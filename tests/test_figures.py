@@ -25,7 +25,7 @@ from gpicl.figures import (
     state_size,
     table1,
 )
-from gpicl.io import write_json
+from gpicl.io import read_json, write_json
 from gpicl.plotting import new_figure, save_figure, write_csv
 
 CURRICULUM_TEXT = "exemplar-repetition curriculum (deviation"
@@ -382,8 +382,10 @@ def test_table1_reads_unavailable_from_availability_records(tmp_path, table1_fil
 
 def test_table1_rejects_correct_last_that_disagrees_with_accuracy(tmp_path):
     path = eval_file(tmp_path, "mnist", "mnist", 0, [0.1, 0.5], num_sequences=10)
-    text = path.read_text(encoding="utf-8").replace('"correct_last": 5', '"correct_last": 7')
-    path.write_text(text, encoding="utf-8")
+    record = read_json(path)
+    for stats in record["task_sets"].values():
+        stats["correct_last"] = 7  # 0.5 of 10 sequences is 5
+    write_json(path, record)
     with pytest.raises(ValueError, match="correct_last"):
         table1.make([path], tmp_path / "table1")
 

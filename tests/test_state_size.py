@@ -10,7 +10,7 @@ import pytest
 
 from gpicl.cli import main
 from gpicl.figures import FIGURES, state_size
-from gpicl.io import write_json
+from gpicl.io import read_json, write_json
 
 LENGTH = 5
 NUM_SEQUENCES = 64
@@ -242,7 +242,7 @@ def test_task_set_and_dataset_options(tmp_path, files):
     with pytest.raises(ValueError, match="no evaluation file for dataset 'svhn'"):
         state_size.make(files, out, dataset="svhn")
     path = files[0]
-    record = json.loads(path.read_text(encoding="utf-8"))
+    record = read_json(path)
     del record["task_sets"]["identity"]
     write_json(path, record)
     with pytest.raises(ValueError, match="no task set 'identity'"):
@@ -275,7 +275,7 @@ def test_mixed_tiers_duplicates_and_inconsistent_sizes_are_errors(tmp_path, file
 
 
 def test_files_without_model_or_state_size_are_rejected(tmp_path, files):
-    record = json.loads(files[0].read_text(encoding="utf-8"))
+    record = read_json(files[0])
     del record["state_size"]
     write_json(files[0], record)
     with pytest.raises(ValueError, match=r"lacks keys \['state_size'\]"):

@@ -20,7 +20,7 @@ from gpicl.augment import (
 )
 from gpicl.cache import build_eval_set, eval_inputs
 from gpicl.evaluate import evaluate_run, per_position_stats
-from gpicl.io import read_json
+from gpicl.io import load_torch, read_json, save_torch
 from gpicl.models import build_model
 from gpicl.train import NonFiniteLossError, batch_spec, train
 
@@ -38,9 +38,10 @@ def write_cache(path, x_train=None):
         "y_test": torch.randint(0, NUM_CLASSES, (40,), generator=g),
         "mean": torch.tensor(0.0),
         "std": torch.tensor(1.0),
+        "dataset": "mnist",
         "spec": "r4c1",
     }
-    torch.save(cache, path)
+    save_torch(cache, path)
     return path
 
 
@@ -102,7 +103,7 @@ def test_training_loss_is_mean_cross_entropy_over_every_position(cache_path, tmp
     logged = log_rows(tmp_path / "run")[0]
 
     # The same first batch and the same initial model, rebuilt by hand.
-    cache = torch.load(cache_path, weights_only=True)
+    cache = load_torch(cache_path)
     torch.manual_seed(cfg["seed"])
     model = build_model(cfg["model"], NX, cfg["train"]["seq_len"])
     gen = step_generator(cfg["seed"], 0, torch.device("cpu"))
@@ -123,8 +124,8 @@ def test_training_loss_is_mean_cross_entropy_over_every_position(cache_path, tmp
 
 # --------------------------------------------------------------------------- 10. resumption
 def assert_same_run(dir_a, dir_b):
-    a = torch.load(dir_a / "model.pt", weights_only=True)
-    b = torch.load(dir_b / "model.pt", weights_only=True)
+    a = load_torch(dir_a / "model.pt")
+    b = load_torch(dir_b / "model.pt")
     assert a["config"] == b["config"]
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
@@ -153,7 +154,7 @@ def test_resumed_run_is_bit_identical_to_uninterrupted_run(cache_path, tmp_path,
     first = run(copy.deepcopy(cfg), cache_path, resumed, stop_after=3)
     assert first == {"steps_done": 3, "finished": False}
     assert not (resumed / "done.json").exists() and not (resumed / "model.pt").exists()
-    assert torch.load(resumed / "checkpoint.pt", weights_only=True)["step"] == 3
+    assert load_torch(resumed / "checkpoint.pt")["step"] == 3
     assert len(log_rows(resumed)) == 3
 
     assert run(copy.deepcopy(cfg), cache_path, resumed)["finished"]
@@ -173,8 +174,8 @@ def test_amp_cpu_switches_bf16_autocast_on_for_cpu_training(cache_path, tmp_path
     fp32, bf16 = tmp_path / "fp32", tmp_path / "bf16"
     run(run_config(), cache_path, fp32)
     run(run_config(amp_cpu=True), cache_path, bf16)
-    a = torch.load(fp32 / "model.pt", weights_only=True)["model"]
-    b = torch.load(bf16 / "model.pt", weights_only=True)["model"]
+    a = load_torch(fp32 / "model.pt")["model"]
+    b = load_torch(bf16 / "model.pt")["model"]
     assert all(v.dtype == torch.float32 for v in b.values())  # weights stay fp32 under autocast
     assert any(not torch.equal(a[k], b[k]) for k in a)  # but the step's numerics changed
     # and the run is still reproducible: same config, same bytes
@@ -250,7 +251,7 @@ def test_random_eval_set_label_is_the_image_index_one_image_per_class(tmp_path):
     spec = PreprocessSpec(resize=3, channels=1)
     T, S, L = 3, 4, 30
     build_eval_set("random", spec, T, S, L, 7, tmp_path / "random.pt")
-    evalset = torch.load(tmp_path / "random.pt", weights_only=True)
+    evalset = load_torch(tmp_path / "random.pt")
     x, y = eval_inputs(evalset, None)
     images = evalset["images"]
     assert images.shape == (T, NUM_CLASSES, spec.input_size)
@@ -265,11 +266,11 @@ def test_random_eval_set_label_is_the_image_index_one_image_per_class(tmp_path):
     assert same.sum() > L and torch.equal(equal_x, same)
     assert not torch.equal(images[0], images[1])
     # Uniform images z-normalised with their own statistics.
-    big = torch.load(tmp_path / "random.pt", weights_only=True)["images"]
+    big = load_torch(tmp_path / "random.pt")["images"]
     assert abs(big.mean().item()) < 0.2 and abs(big.std().item() - 1) < 0.2
     # A fixed set: rebuilding gives the same bytes of content.
     build_eval_set("random", spec, T, S, L, 7, tmp_path / "again.pt")
-    again = torch.load(tmp_path / "again.pt", weights_only=True)
+    again = load_torch(tmp_path / "again.pt")
     assert torch.equal(again["images"], images) and torch.equal(again["indices"], y)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gpicl.figures import FIGURES, fig2_heatmaps, fig4_transitions
-from gpicl.io import write_json
+from gpicl.io import read_json, write_json
 from gpicl.metrics import (
     GENERAL_LEARNING,
     INSTANCE_MEMORISATION,
@@ -454,8 +454,9 @@ def test_sweep_files_need_model_size_and_power_of_two_tasks(tmp_path):
     path = sweep_file(tmp_path, seen=[0.1] * 4, unseen=[0.1] * 4, num_tasks=12)
     with pytest.raises(ValueError, match="not a power of two"):
         fig2_heatmaps.make([path], tmp_path / "fig2")
-    text = path.read_text(encoding="utf-8").replace('"model_size"', '"width"')
-    path.write_text(text, encoding="utf-8")
+    record = read_json(path)
+    record["width"] = record.pop("model_size")
+    write_json(path, record)
     with pytest.raises(ValueError, match=r"lacks keys \['model_size'\]"):
         fig4_transitions.make([path], tmp_path / "fig4")
 

@@ -1,7 +1,8 @@
 """Datasets: registry (URLs, md5s, shapes), sources (canonical hosts, offline packages, a local
 folder), parsers (idx, CIFAR-10 pickles, SVHN .mat) and the listing behind `gpicl data --list`.
 
-`prepare_dataset` is what the CLI and the workflow call; `load_npz` reads its output back.
+`prepare_dataset` is what the CLI and the workflow call; `load_prepared` reads its output
+back, checked against its status record.
 """
 
 from gpicl.data.checksums import ChecksumError
@@ -25,7 +26,13 @@ from gpicl.data.registry import (
     get_spec,
 )
 from gpicl.data.sources import DatasetUnavailableError
-from gpicl.data.status import dataset_availability, format_dataset_list, list_datasets
+from gpicl.data.status import (
+    dataset_availability,
+    discard_damaged,
+    format_dataset_list,
+    list_datasets,
+    load_prepared,
+)
 
 __all__ = [
     "ARRAY_KEYS",
@@ -40,12 +47,14 @@ __all__ = [
     "IdxFormatError",
     "RemoteFile",
     "dataset_availability",
+    "discard_damaged",
     "encode_idx",
     "format_dataset_list",
     "get_spec",
     "is_folder_source",
     "list_datasets",
     "load_npz",
+    "load_prepared",
     "parse_idx",
     "prepare_dataset",
     "source_plan",

@@ -87,7 +87,7 @@ def fetch_payloads(
     for kind in source_plan(source):
         try:
             if kind == "download":
-                payloads = fetch_canonical(spec, download_dir, timeout)
+                payloads = fetch_canonical(spec, download_dir, timeout, network=not running_in_ci())
             elif kind == "folder":
                 payloads = fetch_folder(spec, source)
             else:

@@ -4,7 +4,10 @@ and the availability record the workflow keeps for a dataset no source could del
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from gpicl.data.prepare import (
     prepare_dataset,
@@ -12,12 +15,109 @@ from gpicl.data.prepare import (
     source_plan,
     verify_npz,
 )
-from gpicl.data.registry import DATASETS, get_spec
+from gpicl.data.registry import ARRAY_KEYS, DATASETS, get_spec
 from gpicl.data.sources import OFFLINE_SOURCES, DatasetUnavailableError, folder_candidates
+from gpicl.io import IntegrityError, read_json, sha256_file
 
 
 def npz_path(name: str, datasets_dir: str | os.PathLike = "resources/datasets") -> Path:
     return Path(datasets_dir) / f"{name}.npz"
+
+
+def status_path_of(npz: str | os.PathLike) -> Path:
+    """The availability record written beside a prepared dataset (`<name>.status.json`)."""
+    npz = Path(npz)
+    return npz.with_name(npz.name.removesuffix(".npz") + ".status.json")
+
+
+def _discard(npz: Path, problem: str) -> IntegrityError:
+    """Remove a damaged dataset and its record, so the next workflow run prepares it again."""
+    npz.unlink(missing_ok=True)
+    status_path_of(npz).unlink(missing_ok=True)
+    return IntegrityError(
+        f"{npz}: {problem}; it and its status record were removed: the next "
+        "`snakemake --cores all` prepares the dataset again"
+    )
+
+
+def dataset_problem(name: str, npz: str | os.PathLike) -> str | None:
+    """Why a prepared dataset cannot be trusted (its record damaged, the .npz missing or not the
+    bytes the record hashed), or None. Raises DatasetUnavailableError for a dataset whose
+    record says no source could deliver it. A dataset without a record (prepared by hand) is
+    not judged here."""
+    npz = Path(npz)
+    record_path = status_path_of(npz)
+    if not record_path.is_file():
+        if not npz.is_file():
+            raise FileNotFoundError(f"{npz}: no such dataset file; run `gpicl data {name}`")
+        return None
+    try:
+        record = read_json(record_path)
+    except IntegrityError as err:
+        return f"its status record is damaged ({err.args[0].split(';')[0]})"
+    if record.get("dataset") != name:
+        return f"its status record {record_path} is of {record.get('dataset')!r}"
+    if not record.get("available"):
+        raise DatasetUnavailableError(
+            f"dataset {name} is needed but unavailable: {record.get('reason')} "
+            f"({record_path}; see `gpicl data --list`)",
+            dataset=name,
+            reason=record.get("reason"),
+        )
+    if not npz.is_file():
+        return "missing, though its status record says it was prepared"
+    if sha256_file(npz) != record.get("sha256"):
+        return f"content does not match the SHA-256 in {record_path}"
+    return None
+
+
+def check_prepared(name: str, npz: str | os.PathLike) -> None:
+    """Raise IntegrityError, after removing the dataset and its record so that the next
+    workflow run prepares it again, when `dataset_problem` finds one."""
+    problem = dataset_problem(name, npz)
+    if problem is not None:
+        raise _discard(Path(npz), problem)
+
+
+def load_prepared(name: str, npz: str | os.PathLike) -> dict:
+    """The arrays of a prepared dataset, after `check_prepared`; errors name the file."""
+    check_prepared(name, npz)
+    try:
+        with np.load(npz, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        problem = f"not a readable dataset ({type(err).__name__}: {err})"
+        if status_path_of(npz).is_file():  # ours: prepare it again; a hand-made file is kept
+            raise _discard(Path(npz), problem) from err
+        raise ValueError(f"{npz}: {problem}") from err
+    missing = [key for key in ARRAY_KEYS if key not in arrays]
+    if missing:
+        raise ValueError(f"{npz}: not a prepared dataset (lacks arrays {missing})")
+    return arrays
+
+
+def discard_damaged(
+    datasets_dir: str | os.PathLike = "resources/datasets", dry_run: bool = False
+) -> list[str]:
+    """Remove every prepared dataset whose record is damaged or whose .npz no longer matches
+    it, so that this workflow run prepares it again (with dry_run, only report); one message
+    per dataset. The workflow calls this before it plans anything."""
+    messages = []
+    for record_path in sorted(Path(datasets_dir).glob("*.status.json")):
+        name = record_path.name.removesuffix(".status.json")
+        npz = npz_path(name, datasets_dir)
+        try:
+            problem = dataset_problem(name, npz)
+        except DatasetUnavailableError:
+            continue  # recorded as unavailable: nothing to repair
+        if problem is None:
+            continue
+        if not dry_run:
+            npz.unlink(missing_ok=True)
+            record_path.unlink(missing_ok=True)
+        action = "would be prepared again" if dry_run else "removed; it is prepared again"
+        messages.append(f"{npz}: {problem}: {action}")
+    return messages
 
 
 def _would_try(name: str, source: str | os.PathLike) -> list[str]:
@@ -129,4 +229,10 @@ def dataset_availability(
         )
     except DatasetUnavailableError as err:
         return {"dataset": name, "available": False, "path": None, "reason": err.reason}
-    return {"dataset": name, "available": True, "path": str(path), "reason": None}
+    return {
+        "dataset": name,
+        "available": True,
+        "path": str(path),
+        "reason": None,
+        "sha256": sha256_file(path),  # checked by every reader (check_prepared)
+    }

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gpicl.io import read_json
+from gpicl.io import damaged, read_json, sha256_file
 from gpicl.metrics import CHANCE_LOSS, plateau_length
 
 # The columns gpicl.train writes (train.LOG_COLUMNS; not imported, to keep torch out of figures).
@@ -115,6 +115,11 @@ def read_run(done_path: str | os.PathLike, window: int = 25, margin: float = 0.0
     log_path = done_path.with_name("log.csv")
     if not log_path.is_file():
         raise FileNotFoundError(f"{log_path}: missing training log of run {done['name']}")
+    # Training records the content hashes of its logs in done.json; a changed log is damage.
+    for name, digest in done.get("sha256", {}).items():
+        path = done_path.with_name(name)
+        if name.endswith(".csv") and path.is_file() and sha256_file(path) != digest:
+            raise damaged(path, f"content does not match the SHA-256 in {done_path}")
     log = _read_csv(log_path, LOG_COLUMNS, "training log")
     steps_done = done.get("steps_done", train["steps"])
     last = int(log["step"].iloc[-1]) if len(log) else 0
