@@ -1,47 +1,315 @@
 """Load and validate params.yaml; resolve the full configuration of one run.
 
-The schema lives in workflow/schemas/params.schema.yaml and is shared with Snakemake, so the
-workflow and the CLI reject the same bad params, naming the key, before any compute.
+The schema lives in workflow/schemas/params.schema.yaml. The CLI and the Snakefile both validate
+through validate_params (strict types, bounds, derived sizes) and read the file through
+parse_params_file (duplicate keys and YAML errors named with their line), so both reject the same
+bad params, naming the key, before any compute.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from gpicl.augment import UNLIMITED_TASKS, PreprocessSpec
+from gpicl.augment import NUM_CLASSES, UNLIMITED_TASKS, PreprocessSpec
 from gpicl.models import MODEL_SOURCES, SIZE_FIELD
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+
+# Bound on what values allocate together (each value alone is bounded by the schema): one
+# tensor, or a model's training state. Fixed, not this machine's memory, so the same params
+# validate the same everywhere. 64 GiB fits one large accelerator and is orders of magnitude
+# above what the paper tier needs (its largest tensor is well under 1 GiB), so a size above it
+# is a typo (an extra digit, 1e12 for 1e2), not a plan, and would fail inside a job.
+MAX_TENSOR_BYTES = 64 * 2**30
 
 
 class ParamsError(ValueError):
     pass
 
 
+# --------------------------------------------------------------------------- reading the file
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: PyYAML (and so Snakemake) keep
+    the last silently while DVC refuses the file, so each would run different params."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first_at = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *anchor` merges; its keys may be overridden on purpose
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = first_at.setdefault(key, key_node)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first at line {first.start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _yaml_error(path: Path, text: str, err: yaml.YAMLError) -> ParamsError:
+    """`file:line:col: cause`, one line, in place of PyYAML's multi-line report."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        cause = _one_line(err.problem or err.context or "invalid YAML")
+        if err.problem and err.context:
+            since = f" from line {err.context_mark.line + 1}" if err.context_mark else ""
+            cause += f" ({_one_line(err.context)}{since})"
+        where = f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
+        return ParamsError(f"{path}:{where} {cause}")
+    if isinstance(err, yaml.reader.ReaderError):
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+        char = err.character if isinstance(err.character, int) else ord(err.character)
+        return ParamsError(
+            f"{path}:{line}:{column}: unacceptable character #x{char:04x}: {_one_line(err.reason)}"
+        )
+    return ParamsError(f"{path}: {_one_line(err)}")
+
+
+def parse_params_file(path: str | Path = "params.yaml") -> dict:
+    """The params file as a dict, parsed strictly (no schema): a duplicated key, invalid YAML,
+    a binary file or a top level that is no mapping raise ParamsError naming the file (and the
+    line), one line, so every entry point (CLI, Snakefile) reports a bad file alike."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ParamsError(f"{path}: cannot read: {err.strerror or err}") from err
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ParamsError(
+            f"{path}: not a UTF-8 text file (byte 0x{data[err.start]:02x} at offset "
+            f"{err.start}); params must be YAML"
+        ) from err
+    try:
+        params = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader
+    except yaml.YAMLError as err:
+        raise _yaml_error(path, text, err) from err
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise ParamsError(f"{path}: {_one_line(err)}") from err
+    if not isinstance(params, dict):
+        found = "empty" if params is None else f"a {type(params).__name__}"
+        raise ParamsError(f"{path}: the top level is {found}, not a mapping of params")
+    return params
+
+
+# --------------------------------------------------------------------------- schema
+def _is_integer(checker, instance) -> bool:
+    """An int, not a bool: JSON-schema's "integer" accepts 120.0, which fails later."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker, instance) -> bool:
+    """A finite int or float, not a bool: NaN passes every minimum/maximum comparison."""
+    if isinstance(instance, bool):
+        return False
+    return isinstance(instance, int) or (isinstance(instance, float) and math.isfinite(instance))
+
+
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number}
+    ),
+)
+
+
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    """The error's message; for oneOf/anyOf also why each alternative failed (else a bound
+    such as num_tasks' maximum would go unnamed)."""
+    inst, types = err.instance, err.validator_value
+    if err.validator == "type" and isinstance(inst, float) and not math.isfinite(inst):
+        if "number" in ([types] if isinstance(types, str) else types):
+            return f"{inst!r} is not a finite number"
+    if err.validator in ("oneOf", "anyOf") and err.context:
+        reasons = []
+        for sub in err.context:
+            where = ".".join(str(p) for p in sub.relative_path)
+            reason = f"{where}: {_describe(sub)}" if where else _describe(sub)
+            if reason not in reasons:
+                reasons.append(reason)
+        return f"{err.message} ({'; '.join(reasons)})"
+    return err.message
+
+
 def validate_params(params: dict, source: str = "params.yaml") -> dict:
-    """Raise ParamsError naming the offending key (e.g. tiers.cpu.train.lr) if invalid."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = []
-        for err in errors:
-            key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-            lines.append(f"  {key}: {err.message}")
+    """Raise ParamsError naming the offending key (e.g. tiers.cpu.train.lr) if invalid: strict
+    types, bounds on every value, then sizes of what the values allocate together."""
+    validator = StrictValidator(_schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.absolute_path])
+    lines = []
+    for err in errors:
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        lines.append(f"  {key}: {_describe(err)}")
+    if not lines:
+        lines = [f"  {problem}" for problem in check_sizes(params)]
+    if lines:
         raise ParamsError(f"{source} is invalid:\n" + "\n".join(lines))
     return params
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
-    path = Path(path)
-    with path.open() as f:
-        params = yaml.safe_load(f)
-    return validate_params(params, str(path))
+    """The params file, parsed strictly and validated; ParamsError names file, line or key."""
+    return validate_params(parse_params_file(path), str(path))
+
+
+# --------------------------------------------------------------------------- derived sizes
+def _over(what: str, factors: dict[str, int], unit_bytes: int) -> str | None:
+    """`what, k1 x k2 x ... x unit = v1 x v2 x ... = N GiB, over the bound`; None within it."""
+    total = math.prod(factors.values()) * unit_bytes
+    if total <= MAX_TENSOR_BYTES:
+        return None
+    names = " x ".join(factors)
+    values = " x ".join(f"{v:,}" for v in factors.values())
+    return (
+        f"{what}, {names} x {unit_bytes} bytes = {values} x {unit_bytes} bytes "
+        f"= {total / 2**30:,.4g} GiB, over the {MAX_TENSOR_BYTES // 2**30} GiB bound "
+        "(gpicl.config.MAX_TENSOR_BYTES)"
+    )
+
+
+def weight_count(model: dict, input_size: int, seq_len: int) -> int:
+    """About how many parameters a model has: its weight matrices (biases, norms left out)."""
+    kind = model.get("type", "transformer")
+    tokens = input_size + NUM_CLASSES
+    if kind == "transformer":
+        w, attn = model["width"], model["heads"] * model["key_size"]
+        per_layer = 4 * w * attn + 2 * model["mlp_ratio"] * w * w  # qkv + out, MLP
+        return w * (tokens + seq_len + NUM_CLASSES) + model["layers"] * per_layer
+    h = model["hidden_size"]
+    if kind == "mlp":
+        return h * (input_size + h + NUM_CLASSES)
+    if kind == "lstm":
+        return h * (tokens + h + 8 * h + NUM_CLASSES)
+    if kind == "outer_lstm":
+        heads = model["heads"]
+        return h * (tokens + h) + (h + heads * h) * heads * 8 * h + heads * h * NUM_CLASSES
+    if kind in ("sgd", "maml"):
+        return h * (input_size + 1 + NUM_CLASSES)
+    if kind == "vsml":
+        m = model["message_size"]
+        return (2 * (m + 1) + h) * 4 * h + 2 * h * m
+    raise ParamsError(f"unknown model type {kind!r}")
+
+
+def _tier_runs(params: dict, tier: str) -> Iterator[tuple[str, dict]]:
+    """(where, run config) of one run of each kind the tier trains: the tier's model, each
+    method, each grid point's model, each meta-optimisation variant (as run_config makes them)."""
+    t, exps = params["tiers"][tier], params["experiments"]
+    yield f"tiers.{tier}", run_config(params, tier, "fig3", run_name("mnist", 0))
+    for method, block in t["methods"].items():
+        run = run_name("mnist", 0, method, block["model"][SIZE_FIELD[method]])
+        yield f"tiers.{tier}.methods.{method}", run_config(params, tier, "table1", run)
+    grid = exps["transitions"]["grids"][tier]
+    for key, kind in (("transformer_widths", "transformer"), ("mlp_hidden_sizes", "mlp")):
+        for i, size in enumerate(grid[key]):
+            run = run_name("mnist", 0, kind, size)
+            where = f"experiments.transitions.grids.{tier}.{key}.{i}"
+            yield where, run_config(params, tier, "transitions", run)
+    for i, spec in enumerate(exps["state_size"]["grids"][tier]["models"]):
+        where = f"experiments.state_size.grids.{tier}.models.{i}"
+        yield where, run_config(params, tier, "state_size", run_name("mnist", 0, spec=spec))
+    for variant in exps["metaopt"]["grids"][tier]["variants"]:
+        where = f"experiments.metaopt.grids.{tier}.variants.{variant}"
+        yield where, run_config(params, tier, "metaopt", run_name("mnist", 0, variant=variant))
+
+
+def _spec_problems(model: dict) -> list[str]:
+    """A model spec's numbers (transformer64-k4-l1, lstm128) within the schema's bounds."""
+    defs = _schema()["$defs"]
+    kind = model.get("type", "transformer")
+    fields = {SIZE_FIELD[kind]: "width"}
+    if kind == "transformer":
+        fields.update(key_size="width", layers="count")
+    problems = []
+    for field, bound in fields.items():
+        low, high = defs[bound]["minimum"], defs[bound]["maximum"]
+        if not low <= model[field] <= high:
+            problems.append(f"{kind} {field} {model[field]} is outside [{low}, {high}]")
+    return problems
+
+
+def _run_problems(cfg: dict, nx: int, processes: int) -> list[str | None]:
+    """What one run would allocate (its batch, task projections, curriculum pool, model)."""
+    train, model = cfg["train"], cfg["model"]
+    problems: list[str | None] = list(_spec_problems(model))
+    if problems:
+        return problems
+    seq_len = train["seq_len"]
+    per_step = {
+        "train.tasks_per_step": train["tasks_per_step"],
+        "train.seqs_per_task": train["seqs_per_task"],
+    }
+    tokens = {**per_step, "train.seq_len": seq_len, "(input size + 10)": nx + NUM_CLASSES}
+    problems.append(_over("training batch (float32)", tokens, 4))
+    projections = {"train.tasks_per_step": train["tasks_per_step"], "input size^2": nx * nx}
+    problems.append(_over("task projections of a step (float32)", projections, 4))
+    if train["curriculum"] is not None:
+        pool = {
+            **per_step,
+            "train.curriculum.start_examples": train["curriculum"]["start_examples"],
+        }
+        problems.append(_over("curriculum example pool (int64)", pool, 8))
+    kind = model.get("type", "transformer")
+    weights = {f"{kind} parameters (model sizes, input size)": weight_count(model, nx, seq_len)}
+    problems.append(_over("training state (weights, gradients, Adam moments)", weights, 16))
+    if train["tasks_per_step"] % processes:
+        problems.append(
+            f"train.tasks_per_step {train['tasks_per_step']} is not divisible by processes "
+            f"{processes} (the data-parallel ranks share a step's tasks)"
+        )
+    return problems
+
+
+def check_sizes(params: dict) -> list[str]:
+    """Per tier, what schema-valid values allocate together: every tensor and model within
+    MAX_TENSOR_BYTES, even when each value is within its own bound. One line per problem,
+    each naming where (the first place, when several runs share the problem)."""
+    found: dict[tuple[str, str], str] = {}  # (tier, problem) -> where it was first seen
+    for tier, t in params["tiers"].items():
+        nx = PreprocessSpec(**t["preprocess"]).input_size
+        evaluation = {
+            "eval.tasks": t["eval"]["tasks"],
+            "eval.seqs_per_task": t["eval"]["seqs_per_task"],
+            "train.seq_len": t["train"]["seq_len"],
+        }
+        inputs = {**evaluation, "input size (preprocess.resize^2 x channels)": nx}
+        for problem in (
+            _over("evaluation indices (int64)", evaluation, 8),
+            _over("evaluation inputs (float32)", inputs, 4),
+        ):
+            if problem is not None:
+                found.setdefault((tier, problem), f"tiers.{tier}")
+        for where, cfg in _tier_runs(params, tier):
+            for problem in _run_problems(cfg, nx, t["processes"]):
+                if problem is not None:
+                    found.setdefault((tier, problem), where)
+    return [f"{where}: {problem}" for (_, problem), where in found.items()]
 
 
 def tier_settings(params: dict, tier: str | None = None) -> dict:

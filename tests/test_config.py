@@ -4,15 +4,24 @@ compute), the paper tier carrying the authors' defaults, and run configs resolve
 from __future__ import annotations
 
 import copy
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
+from gpicl import cli
 from gpicl.augment import UNLIMITED_TASKS
 from gpicl.config import (
+    MAX_TENSOR_BYTES,
     REPO_ROOT,
+    SCHEMA_PATH,
     ParamsError,
     load_params,
+    parse_params_file,
     parse_run_name,
     preprocess_spec,
     run_config,
@@ -200,3 +209,206 @@ def test_metaopt_grid_needs_a_ref_variant_and_valid_settings(params):
     del grid["variants"]["ref"]
     with pytest.raises(ParamsError, match="'ref' is a required property"):
         validate_params(params)
+
+
+# --------------------------------------------------------------------------- strict types, bounds
+def set_key(params: dict, path: tuple, value) -> dict:
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return params
+
+
+def test_float_where_an_integer_is_meant_is_refused_naming_the_key(params):
+    params["tiers"]["cpu"]["train"]["steps"] = 120.0  # JSON-schema's "integer" accepts 120.0
+    assert "tiers.cpu.train.steps: 120.0 is not of type 'integer'" in rejection(params)
+
+
+def test_bool_is_neither_integer_nor_number(params):
+    params["tiers"]["ci"]["threads"] = True
+    params["tiers"]["ci"]["train"]["lr"] = True
+    message = rejection(params)
+    assert "tiers.ci.threads: True is not of type 'integer'" in message
+    assert "tiers.ci.train.lr: True is not of type 'number'" in message
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("key", ["lr", "eps"])
+def test_non_finite_numbers_are_refused(params, key, value):
+    params["tiers"]["ci"]["train"][key] = value  # NaN passes every minimum/maximum check
+    assert f"tiers.ci.train.{key}: {value!r} is not a finite number" in rejection(params)
+
+
+def test_huge_task_pool_is_refused_naming_the_bound(params):
+    params["tiers"]["ci"]["train"]["num_tasks"] = 2**70
+    message = rejection(params)
+    assert "tiers.ci.train.num_tasks" in message
+    assert f"greater than the maximum of {UNLIMITED_TASKS}" in message
+    params["tiers"]["ci"]["train"]["num_tasks"] = UNLIMITED_TASKS  # what "unlimited" means
+    validate_params(params)
+
+
+def test_schema_task_bounds_are_the_unlimited_pool():
+    defs = yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]
+    assert defs["num_tasks"]["maximum"] == UNLIMITED_TASKS
+    assert 2 ** defs["log2_tasks"]["maximum"] == UNLIMITED_TASKS
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("tiers", "ci", "model", "width"), 1e9, "1000000000.0 is not of type 'integer'"),
+        (("tiers", "ci", "model", "width"), 10**9, "greater than the maximum of 65536"),
+        (("tiers", "ci", "model", "layers"), 2000, "greater than the maximum of 1024"),
+        (("tiers", "ci", "eval", "tasks"), 10**12, "greater than the maximum of 1048576"),
+        (("tiers", "ci", "train", "seq_len"), 10**6, "greater than the maximum of 65536"),
+        (("tiers", "ci", "train", "steps"), 10**10, "greater than the maximum of 1000000000"),
+        (("tiers", "ci", "preprocess", "resize"), 4096, "greater than the maximum of 1024"),
+        (("tiers", "ci", "preprocess", "channels"), 1.0, "1.0 is not of type 'integer'"),
+        (("task_seed",), 2**64, "greater than the maximum of 9223372036854775807"),
+        (("data", "timeout_s"), 1e300, "greater than the maximum of 86400"),
+    ],
+)
+def test_sizes_out_of_bounds_are_refused_naming_the_key(params, path, value, expected):
+    message = rejection(set_key(params, path, value))
+    assert f"{'.'.join(path)}: " in message and expected in message
+
+
+def test_model_spec_numbers_are_bounded(params):
+    grid = params["experiments"]["state_size"]["grids"]["ci"]
+    grid["models"] = ["transformer0"]
+    assert "experiments.state_size.grids.ci.models.0" in rejection(params)
+    grid["models"] = ["transformer99999"]
+    message = rejection(params)
+    assert "experiments.state_size.grids.ci.models.0: transformer width 99999" in message
+    assert "65536" in message
+
+
+# --------------------------------------------------------------------------- derived sizes
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        # Each value within its own bound; together more than any tensor may take.
+        (("tiers", "ci", "eval", "tasks"), 2**20, "tiers.ci: evaluation inputs"),
+        (("tiers", "ci", "train", "tasks_per_step"), 2**20, "tiers.ci: training batch"),
+        (("tiers", "ci", "preprocess", "resize"), 1024, "tiers.ci: task projections"),
+        (("tiers", "ci", "model", "width"), 65536, "tiers.ci: training state"),
+        (
+            ("experiments", "transitions", "grids", "ci", "mlp_hidden_sizes"),
+            [65536],
+            "experiments.transitions.grids.ci.mlp_hidden_sizes.0: training state",
+        ),
+        (
+            ("experiments", "metaopt", "grids", "ci", "variants", "b16", "seqs_per_task"),
+            2**20,
+            "experiments.metaopt.grids.ci.variants.b16: training batch",
+        ),
+    ],
+)
+def test_absurd_combined_sizes_are_refused_naming_keys_and_bound(params, path, value, expected):
+    message = rejection(set_key(params, path, value))
+    assert expected in message
+    assert f"over the {MAX_TENSOR_BYTES // 2**30} GiB bound" in message
+
+
+def test_evaluation_index_bound_names_its_keys(params):
+    params["tiers"]["ci"]["preprocess"]["resize"] = 1  # inputs smaller than their int64 indices
+    params["tiers"]["ci"]["eval"].update(tasks=2**20, seqs_per_task=2**20)
+    message = rejection(params)
+    assert "tiers.ci: evaluation indices (int64), eval.tasks x eval.seqs_per_task x" in message
+
+
+def test_tasks_per_step_must_divide_among_processes(params):
+    params["tiers"]["ci"]["processes"] = 3
+    assert "tiers.ci: train.tasks_per_step 8 is not divisible by processes 3" in rejection(params)
+
+
+# --------------------------------------------------------------------------- reading the file
+def repo_text_with(old: str, new: str) -> tuple[str, int]:
+    """params.yaml's text with the first line `old` replaced; the line's number (from 1)."""
+    lines = PARAMS_PATH.read_text().splitlines(keepends=True)
+    number = next(i for i, line in enumerate(lines) if line == old) + 1
+    lines[number - 1] = new
+    return "".join(lines), number
+
+
+def duplicated_steps(tmp_path: Path) -> tuple[Path, int]:
+    text, line = repo_text_with("      steps: 120\n", "      steps: 120\n      steps: 7\n")
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path, line
+
+
+def test_duplicate_key_is_refused_with_both_lines(tmp_path):
+    path, line = duplicated_steps(tmp_path)
+    assert yaml.safe_load(path.read_text())["tiers"]["ci"]["train"]["steps"] == 7  # last wins
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+    assert str(info.value) == f"{path}:{line + 1}:7: duplicate key 'steps' (first at line {line})"
+
+
+def test_merge_keys_may_override_merged_values(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("a: &base {p: 1, q: 2}\nb:\n  <<: *base\n  p: 3\n")
+    assert parse_params_file(path) == {"a": {"p": 1, "q": 2}, "b": {"p": 3, "q": 2}}
+
+
+def test_bad_yaml_is_one_line_with_file_and_line_through_the_cli(tmp_path, capsys):
+    text, line = repo_text_with("      steps: 120\n", "      steps: [120\n")
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["validate", "--params", str(path)])
+    assert info.value.code != 0
+    err = capsys.readouterr().err
+    assert f"{path}:{line + 1}:" in err and "flow sequence" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_binary_file_is_named_in_the_error(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(ParamsError, match="params.yaml: not a UTF-8 text file"):
+        load_params(path)
+    path.write_bytes(b"tier: ci\n\x00\n")  # UTF-8, but no YAML character
+    with pytest.raises(ParamsError, match=r"params.yaml:2:1: unacceptable character #x0000"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(("text", "found"), [("- a\n- b\n", "a list"), ("", "empty")])
+def test_top_level_must_be_a_mapping(tmp_path, text, found):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=f"params.yaml: the top level is {found}"):
+        load_params(path)
+
+
+@pytest.mark.reliability
+def test_snakemake_refuses_a_duplicated_key_naming_it_and_its_line(tmp_path):
+    """Snakemake's own loader keeps the last of a duplicated key; the Snakefile must not."""
+    for name in ("workflow", "gpicl"):
+        shutil.copytree(
+            REPO_ROOT / name,
+            tmp_path / name,
+            ignore=shutil.ignore_patterns("__pycache__", ".snakemake"),
+        )
+    shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path)
+    _, line = duplicated_steps(tmp_path)
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-n",
+            "--cores",
+            "1",
+            "--config",
+            "tier=ci",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode != 0, run.stdout[-2000:]
+    assert f"params.yaml:{line + 1}:7: duplicate key 'steps' (first at line {line})" in run.stderr
+    assert "Traceback" not in run.stderr
