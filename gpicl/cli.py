@@ -1,20 +1,337 @@
 """`gpicl data|cache|evalset|train|evaluate|figure|validate|bench`: what the Snakemake rules call.
 
 Each command does one phase for one artifact; the workflow decides which and when.
+
+Every command checks its arguments and inputs before it writes anything, and a user error ends
+with `gpicl <command>: error: <message>` on stderr (the message names the option, key or file),
+not a traceback. Exit codes:
+
+  0    success
+  1    the computation failed: a non-finite loss, a dataset no source could deliver, downloaded
+       bytes that do not match the official checksum (EXIT_FAILED)
+  2    bad arguments, params or inputs: argparse's usage errors, an invalid params.yaml or run
+       config, a missing input file, a file where a folder belongs, inputs that disagree
+       (EXIT_USAGE)
+  3    a damaged file: an artifact whose content no longer matches its recorded SHA-256; the
+       message names the file and how to rebuild it (EXIT_DAMAGED)
+  130  interrupted (Ctrl-C) (EXIT_INTERRUPTED)
+
+Anything else is a bug and keeps its traceback (Python's exit code 1). GPICL_TRACEBACK=1 shows
+the traceback of user errors too, for when a ValueError turns out to be a bug.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import math
+import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DAMAGED = 3
+EXIT_INTERRUPTED = 130
 
+# Upper bounds in the spirit of params.schema.yaml: far above any real setting, far below sizes
+# whose tensors would not fit in any machine.
+MAX_RESIZE = 1024
+MAX_COUNT = 2**20  # tasks, sequences per task, examples
+MAX_SEQ_LEN = 65536
+MAX_THREADS = 1024
+MAX_SEED = 2**63 - 1
+MAX_STEPS = 2**62
+MAX_MATMUL = 32768
+MAX_TIMEOUT_S = 86400.0  # data.timeout_s of params.schema.yaml
+
+RUN_CONFIG_KEYS = (
+    "name",
+    "tier",
+    "experiment",
+    "train_dataset",
+    "seed",
+    "task_seed",
+    "preprocess",
+    "model",
+    "train",
+)
+# What gpicl.train.batch_spec and gpicl.train.train read without a default.
+TRAIN_KEYS = (
+    "steps",
+    "num_tasks",
+    "tasks_per_step",
+    "seqs_per_task",
+    "seq_len",
+    "lr",
+    "eps",
+    "eps_root",
+    "checkpoint_every",
+    "amp",
+    "amp_cpu",
+)
+
+
+# --------------------------------------------------------------------------- argument types
+def _range_problem(value: int, lo: int, hi: int) -> str | None:
+    if lo <= value <= hi:
+        return None
+    # Bounds near int64's only guard against overflow; naming them would read as a target.
+    bound = f"at least {lo}" if hi >= MAX_STEPS else f"in {lo}..{hi}"
+    return f"must be {bound}, got {value}"
+
+
+def _check_range(option: str, value: int, lo: int, hi: int) -> int:
+    """Raise ValueError naming `option` unless lo <= value <= hi."""
+    problem = _range_problem(value, lo, hi)
+    if problem:
+        raise ValueError(f"{option}: {problem}")
+    return value
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer in lo..hi, so nonsense is refused before any work."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        problem = _range_problem(value, lo, hi)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_TIMEOUT_S:g}] seconds, got {text}")
+    return value
+
+
+class _LazyChoices:
+    """Allowed values read on first use: building the parser must not import the figures
+    (matplotlib) or the dataset registry for commands that need neither."""
+
+    def __init__(self, load: Callable[[], Iterable[str]]):
+        self._load = load
+        self._values: tuple[str, ...] | None = None
+
+    def _get(self) -> tuple[str, ...]:
+        if self._values is None:
+            self._values = tuple(self._load())
+        return self._values
+
+    def __contains__(self, value) -> bool:
+        return value in self._get()
+
+    def __iter__(self):
+        return iter(self._get())
+
+
+def _dataset_names() -> tuple[str, ...]:
+    from gpicl.data.registry import DATASET_NAMES
+
+    return DATASET_NAMES
+
+
+def _test_dataset_names() -> tuple[str, ...]:
+    from gpicl.cache import RANDOM_DATASET
+
+    return (*_dataset_names(), RANDOM_DATASET)
+
+
+def _figure_names() -> list[str]:
+    from gpicl.figures import FIGURES
+
+    return sorted({*FIGURES, "table1"})
+
+
+def _schema() -> dict:
+    import yaml
+
+    from gpicl.config import SCHEMA_PATH
+
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _tier_names() -> list[str]:
+    return _schema()["properties"]["tier"]["enum"]
+
+
+# --------------------------------------------------------------------------- path checks
+def _require_file(path: str | os.PathLike, option: str) -> Path:
+    """An input that must exist, checked before any work so the error names it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{option} {path}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a folder, not a file")
+    return path
+
+
+def _check_parents(path: Path, option: str) -> None:
+    """The nearest existing ancestor of `path` must be a folder (else mkdir fails late)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{option} {path}: {parent} is a file, not a folder")
+            return
+
+
+def _check_output(path: str | os.PathLike, option: str, *inputs) -> Path:
+    """A file the command will write: not a folder, not under a file, not one of its inputs."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a folder; give the path of a file")
+    _check_parents(path, option)
+    for other in inputs:
+        if other is not None and path.resolve() == Path(other).resolve():
+            raise ValueError(f"{option} {path}: is also an input; it would be overwritten")
+    return path
+
+
+def _check_folder(path: str | os.PathLike, option: str) -> Path:
+    """A folder the command may create: refused when a file is in its place."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path}: is a file, not a folder")
+    _check_parents(path, option)
+    return path
+
+
+def _check_device(device: str) -> None:
+    from gpicl.repro import pick_device
+
+    pick_device(device)
+
+
+def _json_object(text: str, option: str) -> dict:
+    """JSON text that must be an object; NaN and Infinity are refused (results never hold them)."""
+
+    def no_constant(name: str):
+        raise ValueError(f"{option}: {name} is not allowed")
+
+    try:
+        value = json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{option}: not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{option}: expected a JSON object {{...}}, got {type(value).__name__}")
+    return value
+
+
+# --------------------------------------------------------------------------- run configs
+def _run_config_schema() -> dict:
+    """params.yaml's own rules for a tier's preprocessing and training settings, so that a run
+    config given by hand is held to what gpicl.config.run_config could have produced."""
+    from gpicl.augment import UNLIMITED_TASKS
+
+    schema = _schema()
+    defs = schema["$defs"]
+    tier = defs["tier"]["properties"]
+    # A run's train block: the tier's settings, overridden by a method or grid variant.
+    train = {**tier["train"]["properties"], **defs["train_overrides"]["properties"]}
+    train["num_tasks"] = {"type": "integer", "minimum": 1, "maximum": UNLIMITED_TASKS}
+    return {
+        "$defs": defs,
+        "type": "object",
+        "required": list(RUN_CONFIG_KEYS),
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "tier": schema["properties"]["tier"],
+            "experiment": {"type": "string", "minLength": 1},
+            "train_dataset": {"type": "string", "minLength": 1},
+            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
+            "task_seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
+            "variant": {"type": "string"},
+            "preprocess": tier["preprocess"],
+            "model": {"type": "object"},
+            "train": {
+                "type": "object",
+                "required": list(TRAIN_KEYS),
+                "properties": train,
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+def _check_model_config(model: dict) -> None:
+    """The model block names a known model type and only fields of its config, with values of
+    the fields' types (build_model would fail later with a TypeError)."""
+    import dataclasses
+
+    from gpicl.models import _MODELS
+
+    kind = model.get("type", "transformer")
+    if kind not in _MODELS:
+        raise ValueError(f"--run-config: model.type {kind!r} is not one of {', '.join(_MODELS)}")
+    fields = {f.name: f for f in dataclasses.fields(_MODELS[kind][1])}
+    for key, value in model.items():
+        if key == "type":
+            continue
+        if key not in fields or key in ("input_size", "seq_len"):
+            settable = sorted(set(fields) - {"input_size", "seq_len"})
+            raise ValueError(
+                f"--run-config: model.{key} is not a setting of {kind} ({', '.join(settable)})"
+            )
+        default = fields[key].default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = True
+        if not ok:
+            kind_name = type(default).__name__
+            raise ValueError(
+                f"--run-config: model.{key} must be of type {kind_name}, got {value!r}"
+            )
+
+
+def check_run_config(cfg) -> dict:
+    """Refuse anything but a run config (gpicl.config.run_config's output), naming the first
+    missing or bad key, before train() creates the run folder."""
+    from gpicl.config import StrictValidator  # integers are ints, numbers are finite
+
+    if not isinstance(cfg, dict):
+        raise ValueError(f"--run-config: expected a JSON object, got {type(cfg).__name__}")
+    validator = StrictValidator(_run_config_schema())
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+            lines.append(f"  {key}: {err.message}")
+        raise ValueError("--run-config is not a run config:\n" + "\n".join(lines))
+    _check_model_config(cfg["model"])
+    return cfg
+
+
+# --------------------------------------------------------------------------- commands
 def _cmd_validate(args) -> None:
-    from gpicl.config import load_params
+    import yaml
 
-    load_params(args.params)
+    from gpicl.config import ParamsError, load_params
+
+    _require_file(args.params, "--params")
+    try:
+        load_params(args.params)
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{args.params}: not valid YAML ({err})") from None
     print(f"{args.params}: valid")
 
 
@@ -22,12 +339,18 @@ def _cmd_data(args) -> None:
     from gpicl import data
     from gpicl.io import write_json
 
+    data.source_plan(args.source)  # a missing source folder is refused before any work
     if args.list:
+        _check_folder(args.datasets_dir, "--datasets-dir")
         rows = data.list_datasets(args.datasets_dir, args.source)
         print(data.format_dataset_list(rows, args.source))
         return
     if args.name is None or args.out is None:
-        raise SystemExit("gpicl data: give a dataset NAME and --out PATH, or --list")
+        raise ValueError("give a dataset NAME and --out PATH, or --list")
+    _check_output(args.out, "--out")
+    _check_folder(args.download_dir, "--download-dir")
+    if args.status_json:
+        _check_output(args.status_json, "--status-json", args.out)
     options = dict(source=args.source, download_dir=args.download_dir, timeout=args.timeout)
     if args.status_json:
         # "Data not available" is an outcome here, recorded for Table 1, not a failure.
@@ -40,24 +363,43 @@ def _cmd_cache(args) -> None:
     from gpicl.augment import PreprocessSpec
     from gpicl.cache import build_data_cache
 
-    build_data_cache(args.npz, PreprocessSpec(args.resize, args.channels), args.out)
+    _require_file(args.npz, "--npz")
+    _check_output(args.out, "--out", args.npz)
+    build_data_cache(args.dataset, args.npz, PreprocessSpec(args.resize, args.channels), args.out)
 
 
 def _cmd_evalset(args) -> None:
-    import numpy as np
-
     from gpicl.augment import PreprocessSpec
     from gpicl.cache import RANDOM_DATASET, build_eval_set
+    from gpicl.config import MAX_TENSOR_BYTES
+    from gpicl.data.status import load_prepared
 
-    num_test = None
+    spec = PreprocessSpec(args.resize, args.channels)
+    # Each option is bounded, but their product is what gets allocated: int64 indices, and
+    # float32 images for the random set. Same bound as params validation.
+    indices = args.tasks * args.seqs_per_task * args.seq_len * 8
+    images = args.tasks * 10 * spec.input_size * 4 if args.dataset == RANDOM_DATASET else 0
+    if max(indices, images) > MAX_TENSOR_BYTES:
+        if indices >= images:
+            given = f"--tasks {args.tasks} --seqs-per-task {args.seqs_per_task} --seq-len "
+            given += str(args.seq_len)
+        else:
+            given = f"--tasks {args.tasks} --resize {args.resize} --channels {args.channels}"
+        raise ValueError(
+            f"{given}: the evaluation set would take {max(indices, images) / 2**30:,.4g} GiB, "
+            f"over the {MAX_TENSOR_BYTES // 2**30} GiB bound (gpicl.config.MAX_TENSOR_BYTES)"
+        )
     if args.dataset != RANDOM_DATASET:
         if args.npz is None:
-            raise SystemExit(f"gpicl evalset: --npz is needed for {args.dataset}")
-        with np.load(args.npz) as raw:
-            num_test = int(raw["y_test"].shape[0])
+            raise ValueError(f"--npz is needed for {args.dataset}")
+        _require_file(args.npz, "--npz")
+    _check_output(args.out, "--out", args.npz)
+    num_test = None
+    if args.dataset != RANDOM_DATASET:
+        num_test = int(load_prepared(args.dataset, args.npz)["y_test"].shape[0])
     build_eval_set(
         args.dataset,
-        PreprocessSpec(args.resize, args.channels),
+        spec,
         args.tasks,
         args.seqs_per_task,
         args.seq_len,
@@ -68,9 +410,13 @@ def _cmd_evalset(args) -> None:
 
 
 def _cmd_train(args) -> None:
+    run_cfg = check_run_config(_json_object(args.run_config, "--run-config"))
+    _require_file(args.cache, "--cache")
+    _check_folder(args.run_dir, "--run-dir")
+    _check_device(args.device)
+
     from gpicl.train import train
 
-    run_cfg = json.loads(args.run_config)
     train(
         run_cfg,
         args.cache,
@@ -83,6 +429,13 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
+    _require_file(args.model, "--model")
+    _require_file(args.evalset, "--evalset")
+    if args.cache is not None:
+        _require_file(args.cache, "--cache")
+    _check_output(args.out, "--out", args.model, args.evalset, args.cache)
+    _check_device(args.device)
+
     from gpicl.evaluate import evaluate_run
 
     evaluate_run(
@@ -97,30 +450,65 @@ def _cmd_evaluate(args) -> None:
 
 
 def _cmd_figure(args) -> None:
+    inputs = sorted(_require_file(p, "--evals") for p in args.evals)
+    status = [_require_file(p, "--status") for p in args.status or []]
+    out = Path(args.out)
+    _check_parents(out, "--out")
+    options = _json_object(args.options, "--options")
+    if args.name == "table1":
+        if options:
+            raise ValueError("--options: table1 takes none (it reads --status and --expect)")
+    elif args.status is not None or args.expect is not None:
+        raise ValueError(f"--status and --expect apply to table1 only, not {args.name}")
+
     from gpicl.figures import FIGURES, table1
 
-    inputs = sorted(Path(p) for p in args.evals)
     if args.name == "table1":
         table1.make(
             inputs,
-            Path(args.out),
+            out,
             expected_datasets=args.expect,
-            unavailable=table1.load_unavailable(args.status or []),
+            unavailable=table1.load_unavailable(status),
         )
-    else:
-        FIGURES[args.name](inputs, Path(args.out), **json.loads(args.options))
+        return
+    make = FIGURES[args.name]
+    try:
+        inspect.signature(make).bind(inputs, out, **options)
+    except TypeError as err:
+        raise ValueError(f"--options for {args.name}: {err}") from None
+    make(inputs, out, **options)
+
+
+def _check_bench(args) -> None:
+    """bench's parser (gpicl/bench.py) takes plain ints; hold them to the same ranges."""
+    _check_range("--repeats", args.repeats, 1, MAX_COUNT)
+    _check_range("--warmup", args.warmup, 0, MAX_COUNT)
+    if args.threads is not None:
+        _check_range("--threads", args.threads, 1, MAX_THREADS)
+    if args.matmul_size is not None:
+        _check_range("--matmul-size", args.matmul_size, 1, MAX_MATMUL)
+    _check_range("--num-examples", args.num_examples, 1, MAX_COUNT)
+    _check_range("--seed", args.seed, 0, MAX_SEED)
+    if args.out is not None:
+        _check_output(args.out, "--out")
+    _check_device(args.device)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpicl", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="gpicl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    count = _int_in(1, MAX_COUNT)
+    threads = dict(type=_int_in(1, MAX_THREADS), default=None, help="torch threads")
+    device = dict(default="auto", help="auto (CUDA when present, else CPU), cpu, cuda[:<index>]")
 
     p = sub.add_parser("validate", help="check params.yaml against the schema")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("data", help="download/verify one dataset into an .npz, or --list")
-    p.add_argument("name", nargs="?")
+    p.add_argument("name", nargs="?", choices=_LazyChoices(_dataset_names), metavar="NAME")
     p.add_argument("--out")
     p.add_argument(
         "--source",
@@ -128,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (canonical hosts, then offline), download, offline, or a folder of files",
     )
     p.add_argument("--download-dir", default="resources/downloads")
-    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--timeout", type=_seconds, default=10.0, help="seconds per download try")
     p.add_argument(
         "--status-json",
         help="record availability here instead of failing when no source has the dataset",
@@ -138,21 +526,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("cache", help="preprocess one dataset for one preprocessing spec")
+    p.add_argument("dataset", choices=_LazyChoices(_dataset_names), metavar="DATASET")
     p.add_argument("--npz", required=True)
-    p.add_argument("--resize", type=int, required=True)
-    p.add_argument("--channels", type=int, required=True)
+    p.add_argument("--resize", type=_int_in(1, MAX_RESIZE), required=True)
+    p.add_argument("--channels", type=int, choices=(1, 3), required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_cache)
 
     p = sub.add_parser("evalset", help="fixed evaluation sequences of one meta-test dataset")
-    p.add_argument("dataset")
+    p.add_argument("dataset", choices=_LazyChoices(_test_dataset_names), metavar="DATASET")
     p.add_argument("--npz", help="prepared dataset (not needed for the synthetic random set)")
-    p.add_argument("--resize", type=int, required=True)
-    p.add_argument("--channels", type=int, required=True)
-    p.add_argument("--tasks", type=int, required=True)
-    p.add_argument("--seqs-per-task", type=int, required=True)
-    p.add_argument("--seq-len", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--resize", type=_int_in(1, MAX_RESIZE), required=True)
+    p.add_argument("--channels", type=int, choices=(1, 3), required=True)
+    p.add_argument("--tasks", type=count, required=True)
+    p.add_argument("--seqs-per-task", type=count, required=True)
+    p.add_argument("--seq-len", type=_int_in(2, MAX_SEQ_LEN), required=True)
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_evalset)
 
@@ -160,12 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-config", required=True, help="the run's resolved config as JSON")
     p.add_argument("--cache", required=True)
     p.add_argument("--run-dir", required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", **device)
+    p.add_argument("--threads", **threads)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
         "--stop-after",
-        type=int,
+        type=_int_in(1, MAX_STEPS),
         help="end this call after that many total steps (resumable; no done marker)",
     )
     p.set_defaults(func=_cmd_train)
@@ -175,34 +564,87 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evalset", required=True)
     p.add_argument("--cache", help="data cache (not needed for the random set)")
     p.add_argument("--out", required=True)
-    p.add_argument("--tier", required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--tier", required=True, choices=_LazyChoices(_tier_names), metavar="TIER")
+    p.add_argument("--device", **device)
+    p.add_argument("--threads", **threads)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("figure", help="draw one figure or table from result files")
-    p.add_argument("name")
+    p.add_argument("name", choices=_LazyChoices(_figure_names), metavar="NAME")
     p.add_argument("--out", required=True, help="output prefix (suffixes are added)")
     p.add_argument("--status", nargs="*", help="table1: dataset status JSON files")
-    p.add_argument("--expect", nargs="*", help="table1: datasets that must have a column")
+    p.add_argument(
+        "--expect",
+        nargs="*",
+        choices=_LazyChoices(_test_dataset_names),
+        metavar="DATASET",
+        help="table1: datasets that must have a column",
+    )
     p.add_argument("--evals", nargs="+", required=True, help="evaluation result JSON files")
     p.add_argument("--options", default="{}", help="keyword arguments of the figure, as JSON")
     p.set_defaults(func=_cmd_figure)
     from gpicl.bench import add_bench_parser
 
-    add_bench_parser(sub)
+    p = add_bench_parser(sub)
+    run_bench = p.get_default("func")
+
+    def checked_bench(args) -> None:
+        _check_bench(args)
+        run_bench(args)
+
+    p.set_defaults(func=checked_bench)
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    from gpicl.data import DatasetUnavailableError
+def _exit_code(err: BaseException) -> int | None:
+    """The exit code of an exception that is the user's or the data's doing; None for a bug.
+    Order matters: IntegrityError and ChecksumError are ValueErrors too."""
+    from gpicl.config import ParamsError
+    from gpicl.data import (
+        ChecksumError,
+        DatasetFormatError,
+        DatasetUnavailableError,
+        IdxFormatError,
+    )
+    from gpicl.io import IntegrityError
 
+    if isinstance(err, IntegrityError):
+        return EXIT_DAMAGED
+    failed = (
+        ChecksumError,
+        DatasetFormatError,
+        IdxFormatError,
+        DatasetUnavailableError,
+        FloatingPointError,
+    )
+    if isinstance(err, failed):
+        return EXIT_FAILED
+    usage = (
+        ParamsError,
+        ValueError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+    )
+    if isinstance(err, usage):
+        return EXIT_USAGE
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FloatingPointError, DatasetUnavailableError) as err:
+    except KeyboardInterrupt:
+        print(f"gpicl {args.command}: interrupted", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Exception as err:
+        code = _exit_code(err)
+        if code is None or os.environ.get("GPICL_TRACEBACK") == "1":
+            raise
         print(f"gpicl {args.command}: error: {err}", file=sys.stderr)
-        raise SystemExit(1) from err
+        raise SystemExit(code) from None
 
 
 if __name__ == "__main__":
