@@ -47,7 +47,6 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
     )
 
 
@@ -142,7 +141,6 @@ def test_slurm_profile_sends_paper_training_to_a_gpu_node(tmp_path, downloads_di
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
     )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]

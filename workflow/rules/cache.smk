@@ -1,14 +1,17 @@
 rule data_cache:
     input:
-        unpack(data_cache_inputs),
+        status=lambda wc: dataset_files(wc.dataset)["status"],
+        src=SRC["cache"],
     output:
         "results/cache/{dataset}-r{resize}c{channels}.pt",
     log:
         "logs/cache/{dataset}-r{resize}c{channels}.log",
     conda:
         "../envs/gpicl.yaml"
+    params:
+        npz=lambda wc: dataset_files(wc.dataset)["npz"],
     shell:
-        "gpicl cache --npz {input.npz} --resize {wildcards.resize} "
+        "{GPICL} cache {wildcards.dataset} --npz {params.npz} --resize {wildcards.resize} "
         "--channels {wildcards.channels} --out {output} > {log} 2>&1"
 
 
@@ -24,7 +27,7 @@ rule evalset:
     params:
         options=evalset_options,
     shell:
-        "gpicl evalset {wildcards.test} {params.options} --out {output} > {log} 2>&1"
+        "{GPICL} evalset {wildcards.test} {params.options} --out {output} > {log} 2>&1"
 
 
 rule cache:

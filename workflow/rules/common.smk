@@ -1,42 +1,33 @@
 # Target lists, per-run configuration and the gpicl sources each phase runs.
 import json
+import shlex
+import sys
 
-from snakemake.exceptions import WorkflowError
 
 from gpicl.cache import (
     RANDOM_DATASET,
 )  # synthetic: made in the cache phase, never downloaded
 from gpicl.config import run_config, run_name
+from gpicl.data.status import discard_damaged
+from gpicl.fingerprint import PHASE_SOURCES
 from gpicl.io import read_json
 from gpicl.models import MODEL_SOURCES, SIZE_FIELD
 
-# Each rule depends on the code it runs, so editing that code reruns the rule.
-SRC = {
-    "data": ["gpicl/io.py", *sorted(str(p) for p in Path("gpicl/data").glob("*.py"))],
-    "cache": ["gpicl/cache.py", "gpicl/augment.py", "gpicl/io.py"],
-    # Plus the file of the run's own model type (train_inputs), so a new model type does not
-    # rerun the runs of the others.
-    "train": [
-        "gpicl/train.py",
-        "gpicl/augment.py",
-        "gpicl/optim.py",
-        "gpicl/repro.py",
-        "gpicl/models/__init__.py",
-    ],
-    # Plus the run's own model file (evaluate_inputs).
-    "evaluate": [
-        "gpicl/evaluate.py",
-        "gpicl/augment.py",
-        "gpicl/cache.py",
-        "gpicl/models/__init__.py",
-    ],
-    "figures": [
-        "gpicl/plotting.py",
-        "gpicl/matplotlibrc",
-        *sorted(str(p) for p in Path("gpicl/figures").glob("*.py")),
-    ],
-}
+# Each rule depends on the code it runs, so editing that code reruns the rule (the run's own
+# model file is added per run: train_inputs, evaluate_inputs).
+SRC = {phase: list(files) for phase, files in PHASE_SOURCES.items()}
 SRC["bench"] = ["gpicl/bench.py", *SRC["train"], MODEL_SOURCES["transformer"]]
+
+
+def gpicl_command():
+    """The CLI of the interpreter that runs Snakemake, so no virtual environment needs to be
+    activated; under --use-conda or a container, the environment's own `gpicl`."""
+    if workflow.deployment_settings.deployment_method:
+        return "gpicl"
+    return f"{shlex.quote(sys.executable)} -m gpicl.cli"
+
+
+GPICL = gpicl_command()
 
 
 def tier_cfg(tier):
@@ -131,16 +122,6 @@ def datasets_needed():
 def dataset_status(dataset):
     """Availability record of one dataset (waits for the dataset_status checkpoint)."""
     return read_json(checkpoints.dataset_status.get(dataset=dataset).output[0])
-
-
-def dataset_npz(dataset):
-    """The verified .npz of a dataset that must exist (a training or cached dataset)."""
-    status = dataset_status(dataset)
-    if not status["available"]:
-        raise WorkflowError(
-            f"dataset {dataset} is needed but unavailable: {status['reason']}"
-        )
-    return status["path"]
 
 
 def test_datasets_available(tier):
@@ -270,19 +251,30 @@ def data_cache_of(dataset, tier):
     return f"results/cache/{dataset}-{spec_tag(tier)}.pt"
 
 
-def data_cache_inputs(wildcards):
-    return {"npz": dataset_npz(wildcards.dataset), "src": SRC["cache"]}
+def dataset_files(dataset):
+    """A prepared dataset's availability record (an input, so a rebuilt dataset reruns its
+    readers) and its .npz. The path does not wait for the dataset_status checkpoint: only
+    the availability does, and the job reading the record reports an unavailable dataset.
+    """
+    return {
+        "status": f"resources/datasets/{dataset}.status.json",
+        "npz": f"resources/datasets/{dataset}.npz",
+    }
 
 
 def evalset_inputs(wildcards):
     if wildcards.test == RANDOM_DATASET:
         return {"src": SRC["cache"]}
-    return {"npz": dataset_npz(wildcards.test), "src": SRC["cache"]}
+    return {"status": dataset_files(wildcards.test)["status"], "src": SRC["cache"]}
 
 
 def evalset_options(wildcards, input):
     t = tier_cfg(wildcards.tier)
-    npz = f"--npz {input.npz} " if "npz" in input.keys() else ""
+    npz = (
+        f"--npz {dataset_files(wildcards.test)['npz']} "
+        if wildcards.test != RANDOM_DATASET
+        else ""
+    )
     return (
         f"{npz}--resize {t['preprocess']['resize']} --channels {t['preprocess']['channels']} "
         f"--tasks {t['eval']['tasks']} --seqs-per-task {t['eval']['seqs_per_task']} "
@@ -316,8 +308,9 @@ def train_launcher(wildcards):
     """`gpicl train`, or torchrun with one process per device for data parallelism."""
     n = tier_cfg(wildcards.tier)["processes"]
     if n == 1:
-        return "gpicl train"
-    return f"torchrun --standalone --nproc-per-node={n} -m gpicl.cli train"
+        return f"{GPICL} train"
+    python = GPICL.removesuffix(" -m gpicl.cli") if GPICL != "gpicl" else "python"
+    return f"{python} -m torch.distributed.run --standalone --nproc-per-node={n} -m gpicl.cli train"
 
 
 def gpus_for_training(wildcards):

@@ -10,7 +10,7 @@ rule fig3:
     params:
         evals=named_inputs("evals"),
     shell:
-        "gpicl figure fig3 --out results/{wildcards.tier}/figures/fig3_learning_curves "
+        "{GPICL} figure fig3 --out results/{wildcards.tier}/figures/fig3_learning_curves "
         "--evals {params.evals} > {log} 2>&1"
 
 
@@ -28,7 +28,7 @@ rule table1:
         status=named_inputs("status"),
         expect=table1_expected,
     shell:
-        "gpicl figure table1 --out results/{wildcards.tier}/tables/table1 "
+        "{GPICL} figure table1 --out results/{wildcards.tier}/tables/table1 "
         "--status {params.status} {params.expect} --evals {params.evals} > {log} 2>&1"
 
 
@@ -44,7 +44,7 @@ rule fig2:
     params:
         evals=named_inputs("evals"),
     shell:
-        "gpicl figure fig2 --out results/{wildcards.tier}/figures/fig2_heatmaps "
+        "{GPICL} figure fig2 --out results/{wildcards.tier}/figures/fig2_heatmaps "
         "--evals {params.evals} > {log} 2>&1"
 
 
@@ -61,7 +61,7 @@ rule fig4:
         evals=named_inputs("evals"),
         options=json.dumps(config["experiments"]["transitions"]["regimes"]),
     shell:
-        "gpicl figure fig4 --out results/{wildcards.tier}/figures/fig4_transitions "
+        "{GPICL} figure fig4 --out results/{wildcards.tier}/figures/fig4_transitions "
         "--options {params.options:q} --evals {params.evals} > {log} 2>&1"
 
 
@@ -80,7 +80,7 @@ rule state_size_figure:
         evals=named_inputs("evals"),
         options=state_size_options,
     shell:
-        "gpicl figure state_size --out results/{wildcards.tier}/figures/state_size "
+        "{GPICL} figure state_size --out results/{wildcards.tier}/figures/state_size "
         "--options {params.options:q} --evals {params.evals} > {log} 2>&1"
 
 
@@ -100,7 +100,7 @@ rule metaopt_figure:
         runs=named_inputs("runs"),
         options=metaopt_options,
     shell:
-        "gpicl figure metaopt_{wildcards.name} --out results/{wildcards.tier}/figures/metaopt_{wildcards.name} "
+        "{GPICL} figure metaopt_{wildcards.name} --out results/{wildcards.tier}/figures/metaopt_{wildcards.name} "
         "--options {params.options:q} --evals {params.runs} > {log} 2>&1"
 
 
@@ -121,7 +121,7 @@ rule metaopt_batch:
         runs=named_inputs("runs"),
         options=metaopt_options,
     shell:
-        "gpicl figure metaopt_batch --out results/{wildcards.tier}/figures/metaopt_batch "
+        "{GPICL} figure metaopt_batch --out results/{wildcards.tier}/figures/metaopt_batch "
         "--options {params.options:q} --evals {params.runs} > {log} 2>&1"
 
 
@@ -140,7 +140,7 @@ rule metaopt_phase:
         evals=named_inputs("evals"),
         options=metaopt_options,
     shell:
-        "gpicl figure metaopt_phase --out results/{wildcards.tier}/figures/metaopt_phase "
+        "{GPICL} figure metaopt_phase --out results/{wildcards.tier}/figures/metaopt_phase "
         "--options {params.options:q} --evals {params.evals} > {log} 2>&1"
 
 
