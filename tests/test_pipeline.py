@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gpicl.io import load_torch, read_json, save_torch
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPY_IGNORE = shutil.ignore_patterns(
@@ -39,10 +41,17 @@ def _copy_repo(dest: Path, downloads: Path) -> Path:
     return dest
 
 
+def _path_without_venv() -> str:
+    """PATH as a user has it who did not activate the virtual environment."""
+    return os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != BIN)
+
+
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CI="1", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    """`.venv/bin/snakemake` without an activated venv: rules must find the CLI themselves.
+    Targets go before --config, which takes every following word as a key=value pair."""
+    env = dict(os.environ, CI="1", PATH=_path_without_venv())
     return subprocess.run(
-        [str(BIN / "snakemake"), "--cores", "2", "--config", "tier=ci", *args],
+        [str(BIN / "snakemake"), *args, "--cores", "2", "--config", "tier=ci"],
         cwd=workdir,
         env=env,
         capture_output=True,
@@ -69,6 +78,10 @@ def test_ci_pipeline_twice_is_byte_identical_and_idempotent(tmp_path, downloads_
     outputs = []
     for name in ("first", "second"):
         work = _copy_repo(tmp_path / name, downloads_dir)
+        if name == "first":  # a newcomer's first command: a dry run of a fresh checkout
+            dry = _snakemake(work, "--dry-run")
+            assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+            assert not (work / "results").exists()
         run = _snakemake(work)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         outputs.append(_artifacts(work))
@@ -93,6 +106,54 @@ def test_ci_pipeline_twice_is_byte_identical_and_idempotent(tmp_path, downloads_
     again = _snakemake(tmp_path / "second", "--dry-run")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    _deleted_model_and_evaluation_are_rebuilt(tmp_path / "second", first)
+    _changed_cache_retrains(tmp_path / "second")
+    _damaged_dataset_is_prepared_again(tmp_path / "second", first)
+
+
+def _changed_cache_retrains(work: Path) -> None:
+    """A changed input cache reruns training from step 0, not the finished checkpoint."""
+    run_dir = work / "results/ci/runs/fig3/mnist-s0"
+    model = (run_dir / "model.pt").read_bytes()
+    cache_path = work / "results/cache/mnist-r7c1.pt"
+    cache = load_torch(cache_path)
+    cache["x_train"] = cache["x_train"] * 0.5
+    save_torch(cache, cache_path)
+    run = _snakemake(work, "results/ci/runs/fig3/mnist-s0/done.json")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert read_json(run_dir / "timing.json")["steps_this_call"] == 120
+    assert (run_dir / "model.pt").read_bytes() != model
+    log = (work / "logs/ci/train/fig3/mnist-s0.log").read_text()
+    assert "not resumed, training starts over from step 0: the input data cache changed" in log
+
+
+def _deleted_model_and_evaluation_are_rebuilt(work: Path, reference: dict) -> None:
+    """Deleting an intermediate (a model, an evaluation) makes the default target rebuild it;
+    an unchanged run resumes its finished checkpoint and trains no step."""
+    model = work / "results/ci/runs/fig3/fashion_mnist-s1/model.pt"
+    evaluation = work / "results/ci/eval/fig3/fashion_mnist-s1/mnist.json"
+    model.unlink()
+    evaluation.unlink()
+    run = _snakemake(work)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert read_json(model.with_name("timing.json"))["steps_this_call"] == 0
+    assert model.read_bytes() == reference[str(model.relative_to(work))]
+    assert evaluation.read_bytes() == reference[str(evaluation.relative_to(work))]
+
+
+def _damaged_dataset_is_prepared_again(work: Path, reference: dict) -> None:
+    """A truncated dataset is found before planning, removed and prepared again."""
+    npz = work / "resources/datasets/mnist.npz"
+    npz.write_bytes(npz.read_bytes()[:1000])
+    dry = _snakemake(work, "--dry-run")
+    assert "resources/datasets/mnist.npz" in dry.stderr and "would be prepared again" in dry.stderr
+    assert npz.exists()  # a dry run changes nothing
+    cache = "results/cache/mnist-r7c1.pt"
+    run = _snakemake(work, cache)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert npz.read_bytes() == reference["resources/datasets/mnist.npz"]
+    assert (work / cache).read_bytes() == reference[cache]
 
 
 def test_invalid_params_fail_before_any_compute_naming_the_key(tmp_path, downloads_dir):

@@ -30,6 +30,17 @@ def gpicl_command():
 GPICL = gpicl_command()
 
 
+def is_dry_run(argv):
+    """Whether Snakemake was called with -n/--dry-run (also inside short flags such as -np)."""
+    for arg in argv[1:]:
+        if arg in ("--dry-run", "--dryrun"):
+            return True
+        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha():
+            if "n" in arg[1:]:
+                return True
+    return workflow.dryrun
+
+
 def tier_cfg(tier):
     return config["tiers"][tier]
 
