@@ -11,23 +11,21 @@ Implementations of the same step:
   Transformer, gpicl.optim.Adam, loss on every position, gradient norm), with the tiers'
   precision: bf16 autocast on CUDA, fp32 on CPU.
 - "ours_bf16": the same with bf16 autocast on every device (train's `amp_cpu: true` on CPU).
-- "reference": the yardstick, the straightforward PyTorch way public replications took: an fp32
-  nn.TransformerEncoder, and one projection matrix drawn and applied per sequence on the host in
-  a Python loop, the batch then copied to the device; torch.optim.Adam.
+- "reference": the yardstick (gpicl.reference), the straightforward PyTorch way public
+  replications took: an fp32 nn.TransformerEncoder, and one projection matrix drawn and applied
+  per sequence on the host in a Python loop, the batch then copied to the device;
+  torch.optim.Adam.
+
+This module measures and writes the rows; the command line is gpicl.cli's `bench`.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import gc
 import math
-import platform
-import resource
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +37,14 @@ import torch.nn.functional as F
 from gpicl.augment import (
     NUM_CLASSES,
     BatchSpec,
-    make_tokens,
     sample_training_batch,
     step_generator,
 )
-from gpicl.models import Transformer, TransformerConfig, build_model
+from gpicl.models import build_model
+from gpicl.models.transformer import transformer_forward_flops_per_token, transformer_train_flops
 from gpicl.optim import Adam
-from gpicl.repro import pick_device, set_determinism
+from gpicl.reference import ReferenceTransformer, reference_batch
+from gpicl.repro import device_name, peak_memory_mb, pick_device, reset_peak_memory, set_determinism
 from gpicl.train import autocast_context, training_step
 
 IMPLEMENTATIONS = ("ours", "ours_bf16", "reference")
@@ -61,6 +60,7 @@ SHAPE_KEYS = (
     "tasks_per_step",
     "seqs_per_task",
 )
+MODEL_KEYS = ("width", "layers", "heads", "key_size", "mlp_ratio")
 # A smoke-test shape (seconds on one core); not a tier of params.yaml.
 TINY_SHAPE = dict(
     name="tiny",
@@ -134,7 +134,7 @@ def shapes_from_params(params: dict | None, names: str | Iterable[str]) -> list[
         shapes.append(
             dict(
                 name=name,
-                **{k: model[k] for k in ("width", "layers", "heads", "key_size", "mlp_ratio")},
+                **{k: model[k] for k in MODEL_KEYS},
                 input_size=pre["resize"] ** 2 * pre["channels"],
                 seq_len=train["seq_len"],
                 tasks_per_step=train["tasks_per_step"],
@@ -151,35 +151,19 @@ def _check_shape(shape: dict) -> None:
 
 
 # --------------------------------------------------------------------------- FLOPs
-def forward_flops_per_token(
-    width: int,
-    layers: int,
-    heads: int,
-    key_size: int,
-    mlp_ratio: int,
-    input_size: int,
-    seq_len: int,
-) -> int:
-    """Forward FLOPs per token (2 x multiply-adds of the matmuls, attention over a full causal
-    sequence), by the model's own formula (Transformer.flops_per_token), so the benchmark and
-    the model never disagree. LayerNorm, GELU, softmax and the loss are not counted (nanoGPT's
-    convention)."""
-    cfg = TransformerConfig(
-        input_size=input_size,
-        seq_len=seq_len,
-        width=width,
-        layers=layers,
-        heads=heads,
-        key_size=key_size,
-        mlp_ratio=mlp_ratio,
+def shape_flops(shape: dict, key_size: int | None = None) -> tuple[int, int]:
+    """(forward FLOPs per token, FLOPs per training step) of a Transformer of this shape, by the
+    model's own count (gpicl.models.transformer), so the benchmark and the model never disagree;
+    `key_size` overrides the shape's (the reference's attention is as wide as the model)."""
+    model_cfg = {k: shape[k] for k in MODEL_KEYS}
+    if key_size is not None:
+        model_cfg["key_size"] = key_size
+    nx, L = shape["input_size"], shape["seq_len"]
+    batch = shape["tasks_per_step"] * shape["seqs_per_task"]
+    return (
+        transformer_forward_flops_per_token(model_cfg, nx, L),
+        transformer_train_flops(model_cfg, nx, L, batch),
     )
-    # flops_per_token only reads self.cfg: no need to allocate the model's weights.
-    return Transformer.flops_per_token(types.SimpleNamespace(cfg=cfg))
-
-
-def step_flops(fwd_flops_per_token: int, tokens_per_step: int) -> int:
-    """FLOPs of one training step: backward costs twice the forward, so 3 x forward."""
-    return 3 * fwd_flops_per_token * tokens_per_step
 
 
 # --------------------------------------------------------------------------- implementations
@@ -205,6 +189,7 @@ class Implementation:
     sample: Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # step -> (tokens, targets)
     step: Callable[[int], torch.Tensor]  # step -> stats on the device (no host sync)
     fwd_flops_per_token: int
+    flops_per_step: int
     precision: str
     deterministic: bool
 
@@ -261,9 +246,8 @@ def build_ours(
         seqs_per_task=shape["seqs_per_task"],
         seq_len=shape["seq_len"],
     )
-    model_cfg = {k: shape[k] for k in ("width", "layers", "heads", "key_size", "mlp_ratio")}
+    model_cfg = {k: shape[k] for k in MODEL_KEYS}
     model = build_model(model_cfg, shape["input_size"], shape["seq_len"]).to(dev)
-    fwd_flops = model.flops_per_token()
     optimizer = Adam(model.parameters(), lr=1e-3, eps=1e-8, eps_root=1e-8)
     model.train()
     run_model = torch.compile(model) if opts.compile else model
@@ -279,64 +263,13 @@ def build_ours(
 
     precision = "bf16-autocast" if bf16 or (dev.type == "cuda" and opts.amp) else "fp32"
     name = "ours_bf16" if bf16 else "ours"
-    return Implementation(name, model, sample, step, fwd_flops, precision, opts.deterministic)
+    flops = shape_flops(shape)
+    return Implementation(name, model, sample, step, *flops, precision, opts.deterministic)
 
 
 def build_ours_bf16(shape: dict, dev: torch.device, opts: BenchOptions) -> Implementation:
     """Ours under bf16 autocast on any device (on CPU, attention stays fp32: Transformer)."""
     return build_ours(shape, dev, opts, bf16=True)
-
-
-class ReferenceTransformer(nn.Module):
-    """The yardstick model: fp32 nn.TransformerEncoder (pre-LN, GELU, batch_first) with a causal
-    mask, a linear token embedding, learned positions and a final LayerNorm. Attention width is
-    the model width (key size = width / heads), as nn.MultiheadAttention requires."""
-
-    def __init__(self, shape: dict):
-        super().__init__()
-        width, L = shape["width"], shape["seq_len"]
-        self.embed = nn.Linear(shape["input_size"] + NUM_CLASSES, width)
-        self.pos = nn.Parameter(0.1 * torch.randn(L, width))
-        layer = nn.TransformerEncoderLayer(
-            d_model=width,
-            nhead=shape["heads"],
-            dim_feedforward=shape["mlp_ratio"] * width,
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(
-            layer, shape["layers"], norm=nn.LayerNorm(width), enable_nested_tensor=False
-        )
-        self.head = nn.Linear(width, NUM_CLASSES)
-        mask = nn.Transformer.generate_square_subsequent_mask(L)
-        self.register_buffer("causal_mask", mask, persistent=False)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, L, Nx + 10) -> logits (B, L, 10)."""
-        L = tokens.shape[1]
-        h = self.embed(tokens) + self.pos[:L]  # (B, L, C)
-        h = self.encoder(h, mask=self.causal_mask[:L, :L], is_causal=True)
-        return self.head(h)
-
-
-def reference_batch(
-    x_train: torch.Tensor, y_train: torch.Tensor, batch_seqs: int, seq_len: int, dev: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One task per sequence, made on the host in a Python loop: draw L examples, a fresh
-    projection A ~ N(0, 1/Nx) and label permutation, apply them, then copy the batch over."""
-    n, nx = x_train.shape
-    tokens, targets = [], []
-    for _ in range(batch_seqs):
-        idx = torch.randint(0, n, (seq_len,))
-        A = torch.randn(nx, nx) / math.sqrt(nx)
-        perm = torch.randperm(NUM_CLASSES)
-        x = x_train[idx] @ A.T
-        y = perm[y_train[idx]]
-        tokens.append(make_tokens(x, y))
-        targets.append(y)
-    return torch.stack(tokens).to(dev), torch.stack(targets).to(dev)
 
 
 def build_reference(shape: dict, dev: torch.device, opts: BenchOptions) -> Implementation:
@@ -364,16 +297,8 @@ def build_reference(shape: dict, dev: torch.device, opts: BenchOptions) -> Imple
         optimizer.step()
         return loss.detach()
 
-    fwd_flops = forward_flops_per_token(
-        shape["width"],
-        shape["layers"],
-        shape["heads"],
-        shape["width"] // shape["heads"],
-        shape["mlp_ratio"],
-        shape["input_size"],
-        shape["seq_len"],
-    )
-    return Implementation("reference", model, sample, step, fwd_flops, "fp32", False)
+    flops = shape_flops(shape, key_size=shape["width"] // shape["heads"])
+    return Implementation("reference", model, sample, step, *flops, "fp32", False)
 
 
 BUILDERS = {"ours": build_ours, "ours_bf16": build_ours_bf16, "reference": build_reference}
@@ -423,38 +348,6 @@ def measure_matmul_peak(
         _sync(dev)
         best = min(best, (time.perf_counter() - t0) / inner)
     return 2 * size**3 / best, str(dtype).removeprefix("torch.")
-
-
-def _reset_peak_memory(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-        return
-    # Linux: writing 5 to clear_refs resets the resident-set high-water mark (VmHWM).
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_memory_mb(dev: torch.device) -> tuple[float, str]:
-    """Peak memory since the last reset: the CUDA allocator's peak, or on CPU the process's
-    resident-set high-water mark (all of the process, torch's libraries included)."""
-    if dev.type == "cuda":
-        return torch.cuda.max_memory_allocated(dev) / 2**20, "cuda_max_allocated"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024, "rss_hwm"
-    # ru_maxrss cannot be reset: the peak of the whole process so far (KiB on Linux).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "maxrss_process"
-
-
-def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "cpu"
 
 
 def _release(dev: torch.device) -> None:
@@ -507,11 +400,11 @@ def run_benchmark(
             shape_rows = []
             for name in implementations:
                 _release(dev)
-                _reset_peak_memory(dev)
+                reset_peak_memory(dev)
                 impl = BUILDERS[name](shape, dev, opts)
                 step_times = _time_calls(impl.step, dev, 0, warmup + repeats)[warmup:]
                 data_times = _time_calls(impl.sample, dev, warmup + repeats, repeats)
-                mem_mb, mem_kind = _peak_memory_mb(dev)
+                mem_mb, mem_kind = peak_memory_mb(dev)
                 row = _row(shape, impl, dev, step_times, data_times, mem_mb, mem_kind)
                 dtype = matmul_dtype(impl.precision)
                 if dtype not in peaks:
@@ -563,12 +456,12 @@ def _row(
     batch_seqs = shape["tasks_per_step"] * shape["seqs_per_task"]
     tokens = batch_seqs * shape["seq_len"]
     median_s = statistics.median(step_times)
-    flops = step_flops(impl.fwd_flops_per_token, tokens)
+    flops = impl.flops_per_step
     return {
         "implementation": impl.name,
         "shape": shape["name"],
         "device": dev.type,
-        "device_name": _device_name(dev),
+        "device_name": device_name(dev),
         "precision": impl.precision,
         "deterministic": impl.deterministic,
         **{k: shape[k] for k in SHAPE_KEYS[1:]},
@@ -620,67 +513,3 @@ def format_table(rows: list[dict]) -> str:
             f"{'-' if speedup is None else f'{speedup:.2f}x':>8}"
         )
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- CLI
-def _cmd_bench(args: argparse.Namespace) -> None:
-    params = None
-    names = [n for n in args.shapes.split(",") if n]
-    if any(n != "tiny" for n in names):
-        from gpicl.config import load_params
-
-        params = load_params(args.params)
-    rows = run_benchmark(
-        shapes_from_params(params, names),
-        implementations=[i for i in args.impl.split(",") if i],
-        device=args.device,
-        threads=args.threads,
-        warmup=args.warmup,
-        repeats=args.repeats,
-        matmul_size=args.matmul_size,
-        out_csv=args.out,
-        compile=args.compile,
-        amp=not args.no_amp,
-        num_examples=args.num_examples,
-        seed=args.seed,
-        deterministic=not args.no_deterministic,
-    )
-    print(format_table(rows))
-    if args.out:
-        print(f"wrote {args.out}")
-
-
-def add_bench_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `gpicl bench` on the CLI's subparsers."""
-    p = subparsers.add_parser(
-        "bench", help="time the full training step (ours vs a plain-PyTorch reference)"
-    )
-    p.add_argument("--shapes", default="tiny", help="comma list: tiny and/or tiers (cpu, paper)")
-    p.add_argument(
-        "--impl",
-        default=",".join(IMPLEMENTATIONS),
-        help="comma list of " + "/".join(IMPLEMENTATIONS),
-    )
-    p.add_argument("--repeats", type=int, default=5, help="timed steps (median reported)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="CSV path, e.g. results/bench/bench.csv")
-    p.add_argument("--params", default="params.yaml", help="where the tier shapes come from")
-    p.add_argument(
-        "--matmul-size",
-        type=int,
-        default=None,
-        help="n of the n^3 peak matmul (1024 CPU, 8192 CUDA)",
-    )
-    p.add_argument("--compile", action="store_true", help="torch.compile our model")
-    p.add_argument("--no-amp", action="store_true", help="ours in fp32 on CUDA too")
-    p.add_argument(
-        "--no-deterministic",
-        action="store_true",
-        help="ours without torch.use_deterministic_algorithms (train.py turns it on)",
-    )
-    p.add_argument("--num-examples", type=int, default=NUM_EXAMPLES)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_cmd_bench)
-    return p

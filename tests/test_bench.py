@@ -1,9 +1,9 @@
 """gpicl.bench: rows carry every field, the FLOPs count matches a hand computation, both
-implementations produce the same shapes, and the CLI writes its CSV. Nothing about speed."""
+implementations produce the same shapes, and `gpicl bench` writes its CSV. Nothing about
+speed."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 
 import pytest
@@ -15,21 +15,25 @@ from gpicl.bench import (
     SHAPE_KEYS,
     TINY_SHAPE,
     BenchOptions,
-    add_bench_parser,
     build_ours,
     build_ours_bf16,
     build_reference,
     format_table,
-    forward_flops_per_token,
     run_benchmark,
+    shape_flops,
     shapes_from_params,
-    step_flops,
 )
+from gpicl.cli import main
 from gpicl.config import REPO_ROOT, load_params
 from gpicl.models import build_model
+from gpicl.models.transformer import (
+    transformer_forward_flops_per_token,
+    transformer_train_flops,
+)
 
 CPU = torch.device("cpu")
-SMALL = dict(width=8, layers=1, heads=2, key_size=4, mlp_ratio=2, input_size=4, seq_len=5)
+SMALL_MODEL = dict(width=8, layers=1, heads=2, key_size=4, mlp_ratio=2)
+SMALL_NX, SMALL_L = 4, 5
 
 
 @pytest.fixture(scope="module")
@@ -85,18 +89,30 @@ def test_each_row_is_measured_against_the_peak_of_its_own_dtype(tiny_rows):
 def test_step_flops_equal_a_hand_count():
     # Multiply-adds per token: embed (4+10)*8 = 112; one layer: qkv 8*3*8 = 192, out 8*8 = 64,
     # MLP 2*8*16 = 256, causal attention 8*5 = 40 -> 552; head 8*10 = 80. Total 744 MACs.
-    assert forward_flops_per_token(**SMALL) == 2 * (112 + 552 + 80) == 1488
-    # 2 tasks x 3 sequences x 5 positions = 30 tokens; forward + backward = 3 x forward.
-    assert step_flops(1488, 30) == 3 * 1488 * 30 == 133_920
+    fwd = transformer_forward_flops_per_token(SMALL_MODEL, SMALL_NX, SMALL_L)
+    assert fwd == 2 * (112 + 552 + 80) == 1488
+    # 6 sequences x 5 positions = 30 tokens; forward + backward = 3 x forward.
+    assert transformer_train_flops(SMALL_MODEL, SMALL_NX, SMALL_L, 6) == 3 * 1488 * 30 == 133_920
+
+
+def test_tiny_shape_flops_equal_a_hand_count(tiny_rows):
+    # tiny: width 16, 2 heads x key 8, MLP 2x, Nx 16, L 20, 2 x 4 sequences. Multiply-adds per
+    # token: embed 26*16 = 416; layer: qkv 16*48 = 768, out 16*16 = 256, MLP 2*16*32 = 1024,
+    # attention 16*20 = 320 -> 2368; head 16*10 = 160. Total 2944 MACs.
+    assert shape_flops(TINY_SHAPE) == (2 * 2944, 3 * 2 * 2944 * 8 * 20) == (5888, 2_826_240)
+    for r in tiny_rows:
+        assert (r["fwd_flops_per_token"], r["flops_per_step"]) == (5888, 2_826_240)
 
 
 def test_flops_formula_is_the_models_own():
-    model = build_model(
-        {k: SMALL[k] for k in ("width", "layers", "heads", "key_size", "mlp_ratio")},
-        SMALL["input_size"],
-        SMALL["seq_len"],
+    model = build_model(SMALL_MODEL, SMALL_NX, SMALL_L)
+    assert transformer_forward_flops_per_token(SMALL_MODEL, SMALL_NX, SMALL_L) == 1488
+    assert model.flops_per_token() == 1488
+    # A params.yaml model block (with its type, defaults left out) counts as build_model builds.
+    block = {"type": "transformer", "width": 8, "layers": 1}
+    assert transformer_forward_flops_per_token(block, SMALL_NX, SMALL_L) == (
+        build_model(block, SMALL_NX, SMALL_L).flops_per_token()
     )
-    assert forward_flops_per_token(**SMALL) == model.flops_per_token()
 
 
 @pytest.fixture
@@ -143,14 +159,11 @@ def test_shapes_from_params_reads_the_tiers():
 
 
 def test_cli_writes_the_csv(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    add_bench_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "bench" / "bench.csv"
-    args = parser.parse_args(
+    main(
         ["bench", "--shapes", "tiny", "--impl", "ours", "--repeats", "1", "--warmup", "0"]
         + ["--threads", "1", "--matmul-size", "64", "--num-examples", "100", "--out", str(out)]
     )
-    args.func(args)
     assert "ours" in capsys.readouterr().out
     with out.open() as f:
         rows = list(csv.DictReader(f))

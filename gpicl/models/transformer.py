@@ -1,4 +1,4 @@
-"""Decoder-only causal Transformer with the authors' code defaults (REFERENCE.md section 2):
+"""Decoder-only causal Transformer with the authors' code defaults (docs/paper.md#transformer):
 pre-LayerNorm blocks, final LayerNorm, learned positions, MLP 4x with GELU, no dropout.
 Attention width is heads x key_size, independent of the model width."""
 
@@ -106,15 +106,37 @@ class Transformer(nn.Module):
         return 2 * c.layers * c.heads * c.key_size * c.seq_len
 
     def flops_per_token(self) -> int:
-        """Forward multiply-adds x 2 per token, from the shapes (attention over a full sequence)."""
-        c = self.cfg
-        attn_width = c.heads * c.key_size
-        per_layer = (
-            c.width * 3 * attn_width  # qkv
-            + attn_width * c.width  # out projection
-            + 2 * c.width * c.mlp_ratio * c.width  # MLP
-            + attn_width * c.seq_len  # scores + weighted sum, causal: about half of 2 x L
-        )
-        return 2 * (
-            (c.input_size + NUM_CLASSES) * c.width + c.layers * per_layer + c.width * NUM_CLASSES
-        )
+        return _forward_flops_per_token(self.cfg)
+
+
+def _forward_flops_per_token(c: TransformerConfig) -> int:
+    """Forward multiply-adds x 2 per token, from the shapes (attention over a full sequence).
+    LayerNorm, GELU, softmax and the loss are left out, as nanoGPT counts."""
+    attn_width = c.heads * c.key_size
+    per_layer = (
+        c.width * 3 * attn_width  # qkv
+        + attn_width * c.width  # out projection
+        + 2 * c.width * c.mlp_ratio * c.width  # MLP
+        + attn_width * c.seq_len  # scores + weighted sum, causal: about half of 2 x L
+    )
+    return 2 * (
+        (c.input_size + NUM_CLASSES) * c.width + c.layers * per_layer + c.width * NUM_CLASSES
+    )
+
+
+def _config(model_cfg: dict, input_size: int, seq_len: int) -> TransformerConfig:
+    """model_cfg as build_model reads it (a params.yaml model block), defaults filled in."""
+    fields = {k: v for k, v in model_cfg.items() if k != "type"}
+    return TransformerConfig(input_size=input_size, seq_len=seq_len, **fields)
+
+
+def transformer_forward_flops_per_token(model_cfg: dict, input_size: int, seq_len: int) -> int:
+    """Forward FLOPs per token of the Transformer model_cfg describes, without building it (the
+    benchmark counts shapes too large to allocate, and the reference's layout)."""
+    return _forward_flops_per_token(_config(model_cfg, input_size, seq_len))
+
+
+def transformer_train_flops(model_cfg: dict, input_size: int, seq_len: int, batch: int) -> int:
+    """FLOPs of one training step on `batch` sequences of seq_len tokens: the backward pass
+    costs twice the forward, so 3 x forward."""
+    return 3 * transformer_forward_flops_per_token(model_cfg, input_size, seq_len) * batch * seq_len

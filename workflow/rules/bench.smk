@@ -14,5 +14,5 @@ rule bench:
     params:
         device=tier_device,
     shell:
-        "{GPICL} bench --shapes tiny,{wildcards.tier} --device {params.device} "
+        "gpicl bench --shapes tiny,{wildcards.tier} --device {params.device} "
         "--threads {threads} --params {input.cfg} --out {output} > {log} 2>&1"
