@@ -1,13 +1,19 @@
 """Load and validate params.yaml; resolve the full configuration of one run.
 
-The schema lives in workflow/schemas/params.schema.yaml. The CLI and the Snakefile both validate
-through validate_params (strict types, bounds, derived sizes) and read the file through
-parse_params_file (duplicate keys and YAML errors named with their line), so both reject the same
-bad params, naming the key, before any compute.
+The schema lives in gpicl/params.schema.yaml (shipped in the wheel). The CLI and the Snakefile
+both validate through validate_params (strict types, bounds, derived sizes) and read the file
+through parse_params_file (duplicate keys and YAML errors named with their line), so both reject
+the same bad params, naming the key, before any compute.
+
+params.yaml states what the tiers share once, under `defaults`; each `tiers.<name>` holds what
+differs. resolve_tiers deep-merges the defaults into every tier; load_params returns the
+resolved params, and the Snakefile resolves its `config` the same way, so everything downstream
+reads complete tiers.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -21,7 +27,7 @@ from gpicl.augment import NUM_CLASSES, UNLIMITED_TASKS, PreprocessSpec
 from gpicl.models import MODEL_SOURCES, SIZE_FIELD
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
 
 # Bound on what values allocate together (each value alone is bounded by the schema): one
 # tensor, or a model's training state. Fixed, not this machine's memory, so the same params
@@ -113,6 +119,31 @@ def parse_params_file(path: str | Path = "params.yaml") -> dict:
     return params
 
 
+# --------------------------------------------------------------------------- tier defaults
+def deep_merge(base, override):
+    """`override` over `base`: two mappings merge key by key, recursively; otherwise (a number,
+    string, list or None) `override` replaces `base`, so None sets a value and deletes no key.
+    Neither argument is modified; the result shares no mutable value with them."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = copy.deepcopy(base)
+        for key, value in override.items():
+            merged[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
+        return merged
+    return copy.deepcopy(override)
+
+
+def resolve_tiers(params: dict) -> dict:
+    """params with every tier complete: tiers[t] = deep_merge(defaults, tiers[t]), and the
+    `defaults` block dropped (it is in every tier now). A copy; params is left as it is.
+    Idempotent: resolved params (no `defaults`) come back equal."""
+    resolved = copy.deepcopy(params)
+    defaults = resolved.pop("defaults", None) or {}
+    tiers = resolved.get("tiers")
+    if isinstance(defaults, dict) and isinstance(tiers, dict):
+        resolved["tiers"] = {name: deep_merge(defaults, block) for name, block in tiers.items()}
+    return resolved
+
+
 # --------------------------------------------------------------------------- schema
 def _is_integer(checker, instance) -> bool:
     """An int, not a bool: JSON-schema's "integer" accepts 120.0, which fails later."""
@@ -139,6 +170,42 @@ def _schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+def _waive_required(node, defs: dict):
+    """A copy of a schema node with every `required` left out, its `$ref`s pointing at copies
+    of the definitions treated alike (`#/$defs/<name>` -> `#/$defs/partial-<name>`, added to
+    `defs`)."""
+    if isinstance(node, list):
+        return [_waive_required(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "required" and isinstance(value, list):
+            continue  # the keyword (a property named "required" would map to a schema)
+        if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
+            name = value.removeprefix("#/$defs/")
+            partial = f"partial-{name}"
+            if partial not in defs:
+                defs[partial] = {}  # placeholder: a definition that refers to itself ends here
+                defs[partial] = _waive_required(defs[name], defs)
+            out[key] = f"#/$defs/{partial}"
+        else:
+            out[key] = _waive_required(value, defs)
+    return out
+
+
+@functools.cache
+def _partial_schema() -> dict:
+    """The schema of params.yaml as written: `defaults` and each block of `tiers` may leave keys
+    out (they are completed by resolve_tiers), but every key given must be known and valid.
+    Derived from the schema, so each object is defined once."""
+    schema = copy.deepcopy(_schema())
+    defs, props = schema["$defs"], schema["properties"]
+    props["defaults"] = _waive_required(props["defaults"], defs)
+    props["tiers"]["properties"] = _waive_required(props["tiers"]["properties"], defs)
+    return schema
+
+
 def _describe(err: jsonschema.ValidationError) -> str:
     """The error's message; for oneOf/anyOf also why each alternative failed (else a bound
     such as num_tasks' maximum would go unnamed)."""
@@ -157,25 +224,61 @@ def _describe(err: jsonschema.ValidationError) -> str:
     return err.message
 
 
+def _error_lines(err: jsonschema.ValidationError) -> list[str]:
+    """`key: message` of one schema error; a missing or unknown key is named in full (e.g.
+    tiers.ci.train.lr), not by the mapping that lacks or holds it."""
+    path = [str(p) for p in err.absolute_path]
+    inst = err.instance
+    if err.validator == "required" and isinstance(inst, dict):
+        missing = [k for k in err.validator_value if k not in inst]
+        key = next((k for k in missing if err.message.startswith(repr(k))), None)
+        if key is not None:
+            where = ".".join(path)
+            hint = ""
+            if len(path) >= 2 and path[0] == "tiers":
+                shared = ".".join(["defaults", *path[2:]])
+                hint = f" (set it in {where} or {shared})"
+            return [f"{'.'.join([*path, key])}: {err.message}{hint}"]
+    if err.validator == "additionalProperties" and err.validator_value is False:
+        if isinstance(inst, dict):
+            known = err.schema.get("properties", {})
+            unknown = [k for k in inst if k not in known]
+            if unknown:
+                allowed = ", ".join(known)
+                return [
+                    f"{'.'.join([*path, str(k)])}: unknown key (known: {allowed})" for k in unknown
+                ]
+    return [f"{'.'.join(path) or '(top level)'}: {_describe(err)}"]
+
+
+def _schema_problems(schema: dict, params: dict) -> list[str]:
+    errors = StrictValidator(schema).iter_errors(params)
+    lines = []
+    for err in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        lines += [line for line in _error_lines(err) if line not in lines]
+    return lines
+
+
 def validate_params(params: dict, source: str = "params.yaml") -> dict:
     """Raise ParamsError naming the offending key (e.g. tiers.cpu.train.lr) if invalid: strict
-    types, bounds on every value, then sizes of what the values allocate together."""
-    validator = StrictValidator(_schema())
-    errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.absolute_path])
-    lines = []
-    for err in errors:
-        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        lines.append(f"  {key}: {_describe(err)}")
+    types and bounds on every value as written (`defaults` and tier blocks may be partial, but
+    every key must be known), then every tier complete once the defaults are merged in
+    (resolve_tiers), then sizes of what the values allocate together. Returns params as given."""
+    lines = _schema_problems(_partial_schema(), params)
     if not lines:
-        lines = [f"  {problem}" for problem in check_sizes(params)]
+        resolved = resolve_tiers(params)
+        lines = _schema_problems(_schema(), resolved)
+        if not lines:
+            lines = check_sizes(resolved)
     if lines:
-        raise ParamsError(f"{source} is invalid:\n" + "\n".join(lines))
+        raise ParamsError(f"{source} is invalid:\n" + "\n".join(f"  {line}" for line in lines))
     return params
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
-    """The params file, parsed strictly and validated; ParamsError names file, line or key."""
-    return validate_params(parse_params_file(path), str(path))
+    """The params file, parsed strictly, validated and resolved (every tier complete, see
+    resolve_tiers); ParamsError names file, line or key."""
+    return resolve_tiers(validate_params(parse_params_file(path), str(path)))
 
 
 # --------------------------------------------------------------------------- derived sizes
@@ -220,7 +323,7 @@ def weight_count(model: dict, input_size: int, seq_len: int) -> int:
 def _tier_runs(params: dict, tier: str) -> Iterator[tuple[str, dict]]:
     """(where, run config) of one run of each kind the tier trains: the tier's model, each
     method, each grid point's model, each meta-optimisation variant (as run_config makes them)."""
-    t, exps = params["tiers"][tier], params["experiments"]
+    t, exps = tier_settings(params, tier), params["experiments"]
     yield f"tiers.{tier}", run_config(params, tier, "fig3", run_name("mnist", 0))
     for method, block in t["methods"].items():
         run = run_name("mnist", 0, method, block["model"][SIZE_FIELD[method]])
@@ -291,6 +394,7 @@ def check_sizes(params: dict) -> list[str]:
     MAX_TENSOR_BYTES, even when each value is within its own bound. One line per problem,
     each naming where (the first place, when several runs share the problem)."""
     found: dict[tuple[str, str], str] = {}  # (tier, problem) -> where it was first seen
+    params = resolve_tiers(params)
     for tier, t in params["tiers"].items():
         nx = PreprocessSpec(**t["preprocess"]).input_size
         evaluation = {
@@ -313,7 +417,12 @@ def check_sizes(params: dict) -> list[str]:
 
 
 def tier_settings(params: dict, tier: str | None = None) -> dict:
-    return params["tiers"][tier or params["tier"]]
+    """One tier's complete settings: its block over `defaults` when params are as written
+    (resolve_tiers), the block itself when they are resolved already."""
+    block = params["tiers"][tier or params["tier"]]
+    if params.get("defaults"):
+        return deep_merge(params["defaults"], block)
+    return block
 
 
 def preprocess_spec(tier_cfg: dict) -> PreprocessSpec:

@@ -12,10 +12,9 @@ damaged, the run starts over from step 0 and says why.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
-import resource
-import sys
 import time
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from gpicl.io import (
 from gpicl.metrics import plateau_length
 from gpicl.models import build_model
 from gpicl.optim import Adam
-from gpicl.repro import pick_device, set_determinism
+from gpicl.repro import device_name, peak_memory_mb, pick_device, set_determinism
 
 # distinct_examples: the curriculum's K at that step; 0 means i.i.d. sequences.
 LOG_COLUMNS = ("step", "loss", "accuracy", "grad_norm", "distinct_examples")
@@ -201,7 +200,7 @@ def _save_checkpoint(
 
 
 def _resumable_checkpoint(path: Path, fingerprint: dict, dev: torch.device) -> dict | None:
-    """The checkpoint to resume, or None (deleted, with the reason printed) when it is damaged
+    """The checkpoint to resume, or None (deleted, with the reason logged) when it is damaged
     or was made under a different fingerprint: a stale model must never be finished."""
     if not path.exists():
         return None
@@ -212,7 +211,9 @@ def _resumable_checkpoint(path: Path, fingerprint: dict, dev: torch.device) -> d
         ckpt, why = None, f"it is unreadable ({err})"
     if why is None:
         return ckpt
-    print(f"{path}: not resumed, training starts over from step 0: {why}", file=sys.stderr)
+    logging.getLogger("gpicl.train").warning(
+        "%s: not resumed, training starts over from step 0: %s", path, why
+    )
     path.unlink()
     return None
 
@@ -228,13 +229,11 @@ def _write_log(run_dir: Path, rows: list, probe: list) -> None:
 
 
 def _timing(dev: torch.device, seconds: float, steps: int) -> dict:
-    """Wall time and peak memory of this call (resident set on CPU, allocator peak on CUDA)."""
-    if dev.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Wall time and peak memory of this call (resident set on CPU, allocator peak on CUDA),
+    probed as gpicl.bench does."""
+    peak_mb, _ = peak_memory_mb(dev)
     return {
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "device": device_name(dev),
         "threads": torch.get_num_threads(),
         "seconds_this_call": round(seconds, 2),
         "steps_this_call": steps,

@@ -20,21 +20,38 @@ from gpicl.config import (
     REPO_ROOT,
     SCHEMA_PATH,
     ParamsError,
+    _tier_runs,
+    deep_merge,
     load_params,
     parse_params_file,
     parse_run_name,
     preprocess_spec,
+    resolve_tiers,
     run_config,
     run_name,
+    tier_settings,
     validate_params,
 )
+from gpicl.models import SIZE_FIELD
 
 PARAMS_PATH = REPO_ROOT / "params.yaml"
 
 
 @pytest.fixture(scope="module")
-def repo_params() -> dict:
+def written_params() -> dict:
+    """params.yaml as written: `defaults` and partial tier blocks."""
     return yaml.safe_load(PARAMS_PATH.read_text())
+
+
+@pytest.fixture(scope="module")
+def repo_params(written_params) -> dict:
+    """params.yaml resolved (every tier complete), as load_params gives it."""
+    return resolve_tiers(written_params)
+
+
+@pytest.fixture
+def raw(written_params) -> dict:
+    return copy.deepcopy(written_params)
 
 
 @pytest.fixture
@@ -42,9 +59,136 @@ def params(repo_params) -> dict:
     return copy.deepcopy(repo_params)
 
 
-def test_repo_params_yaml_is_valid():
+def test_repo_params_yaml_is_valid(repo_params):
     params = load_params(PARAMS_PATH)
     assert params["tier"] in params["tiers"]
+    assert params == repo_params and "defaults" not in params  # resolved
+
+
+# --------------------------------------------------------------------------- tier defaults
+def test_deep_merge_merges_mappings_and_replaces_everything_else():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": {"z": 1}, "c": 1}
+    override = {"a": {"y": [3]}, "b": None, "d": {"w": 2}}
+    merged = deep_merge(base, override)
+    assert merged == {"a": {"x": 1, "y": [3]}, "b": None, "c": 1, "d": {"w": 2}}
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": {"z": 1}, "c": 1}  # inputs untouched
+    merged["d"]["w"] = 3
+    assert override["d"] == {"w": 2}  # no value shared with the inputs
+
+
+def test_written_tiers_are_partial_and_resolve_to_complete_tiers(written_params, repo_params):
+    required = yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["tier"]
+    defaults = written_params["defaults"]
+    assert "lr" not in defaults["train"]
+    for name, block in written_params["tiers"].items():
+        assert "seq_len" not in block["train"] and "sgd" not in block["methods"]
+        tier = repo_params["tiers"][name]
+        assert set(required["required"]) <= set(tier)
+        assert set(required["properties"]["train"]["required"]) <= set(tier["train"])
+        assert set(tier["methods"]) == {"lstm", "outer_lstm", "sgd", "maml", "vsml"}
+        assert tier["methods"]["sgd"] == defaults["methods"]["sgd"]
+        assert tier == tier_settings(written_params, name)  # as written or resolved, alike
+    assert resolve_tiers(repo_params) == repo_params  # idempotent
+
+
+def test_a_tier_overriding_one_nested_key_keeps_the_others_from_defaults(raw):
+    raw["tiers"]["ci"]["train"]["eps"] = 1e-6
+    raw["tiers"]["cpu"]["methods"]["maml"]["model"]["inner_lr"] = 0.5
+    validate_params(raw)
+    tiers = resolve_tiers(raw)["tiers"]
+    defaults = raw["defaults"]
+    assert tiers["ci"]["train"]["eps"] == 1e-6
+    for key, value in defaults["train"].items():
+        if key != "eps":
+            assert tiers["ci"]["train"][key] == value
+    assert tiers["ci"]["train"]["lr"] == raw["tiers"]["ci"]["train"]["lr"]  # the tier's own
+    assert tiers["cpu"]["train"]["eps"] == defaults["train"]["eps"]  # other tiers: the default
+    maml = tiers["cpu"]["methods"]["maml"]
+    assert maml["model"] == {**raw["tiers"]["cpu"]["methods"]["maml"]["model"], "inner_lr": 0.5}
+    assert maml["train"] == raw["tiers"]["cpu"]["methods"]["maml"]["train"]
+    assert (
+        tiers["ci"]["methods"]["maml"]["model"]["inner_lr"]
+        == (defaults["methods"]["maml"]["model"]["inner_lr"])
+    )
+
+
+def test_null_in_a_tier_replaces_the_default_and_deletes_no_key(raw):
+    raw["defaults"]["train"]["curriculum"] = {
+        "start_examples": 10,
+        "hold_steps": 5,
+        "anneal_steps": 5,
+    }
+    validate_params(raw)
+    tiers = resolve_tiers(raw)["tiers"]
+    assert tiers["paper"]["train"]["curriculum"] is None  # paper writes curriculum: null
+    assert tiers["ci"]["train"]["curriculum"] == raw["tiers"]["ci"]["train"]["curriculum"]
+
+
+def test_unknown_key_in_defaults_is_refused_naming_it(raw):
+    raw["defaults"]["train"]["xyz"] = 1
+    message = rejection(raw)
+    assert "defaults.train.xyz: unknown key" in message
+    del raw["defaults"]["train"]["xyz"]
+    raw["tiers"]["ci"]["methods"]["lstm"]["model"]["hiden_size"] = 3
+    assert "tiers.ci.methods.lstm.model.hiden_size: unknown key" in rejection(raw)
+
+
+def test_bad_value_in_defaults_is_refused_naming_the_default(raw):
+    raw["defaults"]["train"]["eps"] = -1.0
+    message = rejection(raw)
+    assert "defaults.train.eps: -1.0 is less than the minimum of 0" in message
+    assert "tiers." not in message  # checked as written, before the merge
+
+
+def test_tier_missing_a_required_key_after_the_merge_is_refused_naming_it(raw):
+    del raw["tiers"]["ci"]["train"]["lr"]  # in no block of defaults either
+    message = rejection(raw)
+    assert "tiers.ci.train.lr: 'lr' is a required property" in message
+    assert "defaults.train" in message  # where else it could be set
+    assert "tiers.cpu" not in message
+    del raw["defaults"]["methods"]["sgd"]
+    assert "tiers.paper.methods.sgd: 'sgd' is a required property" in rejection(raw)
+
+
+def old_style(written: dict) -> dict:
+    """params.yaml as it was before `defaults`: each tier spelled out in full, merged by hand
+    section by section (not by deep_merge)."""
+    params = copy.deepcopy(written)
+    d = params.pop("defaults")
+    for name, t in params["tiers"].items():
+        full = {**d, **t}
+        for section in ("preprocess", "model", "train", "eval"):
+            full[section] = {**d.get(section, {}), **t.get(section, {})}
+        full["methods"] = {}
+        for method in {*d["methods"], *t["methods"]}:
+            dm, tm = d["methods"].get(method, {}), t["methods"].get(method, {})
+            full["methods"][method] = {
+                part: {**dm.get(part, {}), **tm.get(part, {})}
+                for part in ("model", "train")
+                if part in dm or part in tm
+            }
+        params["tiers"][name] = full
+    return params
+
+
+@pytest.mark.parametrize("tier", ["ci", "cpu", "paper"])
+def test_resolved_run_configs_equal_those_of_fully_written_tiers(written_params, tier):
+    old = old_style(written_params)
+    validate_params(old)  # tiers written out in full (no defaults) are valid too
+    resolved = load_params(PARAMS_PATH)
+    t = resolved["tiers"][tier]
+    runs = [("fig3", run_name(d, s)) for d in ("mnist", "fashion_mnist") for s in t["seeds"]]
+    for method, block in t["methods"].items():
+        size = block["model"][SIZE_FIELD[method]]
+        runs += [("table1", run_name("mnist", s, method, size)) for s in t["seeds"]]
+    assert len(runs) == 7 * len(t["seeds"])
+    for experiment, run in runs:
+        assert run_config(resolved, tier, experiment, run) == run_config(old, tier, experiment, run)
+        assert run_config(written_params, tier, experiment, run) == run_config(
+            old, tier, experiment, run
+        )
+    assert list(_tier_runs(resolved, tier)) != []
+    assert sorted(map(str, _tier_runs(resolved, tier))) == sorted(map(str, _tier_runs(old, tier)))
 
 
 def rejection(params: dict) -> str:

@@ -50,7 +50,7 @@ def _flip_bit(path: Path, offset_from_end: int = 100) -> None:
 
 
 # ----------------------------------------------------------------- 1. a changed input retrains
-def test_changed_cache_retrains_from_step_0_instead_of_resuming(tmp_path, capfd):
+def test_changed_cache_retrains_from_step_0_instead_of_resuming(tmp_path, caplog):
     cache = write_cache(tmp_path / "cache.pt")
     cfg = run_config()
     run(copy.deepcopy(cfg), cache, tmp_path / "r")
@@ -59,11 +59,13 @@ def test_changed_cache_retrains_from_step_0_instead_of_resuming(tmp_path, capfd)
     data = load_torch(cache)
     data["x_train"] = data["x_train"] * 0.5
     save_torch(data, cache)
-    capfd.readouterr()
+    caplog.clear()
     run(copy.deepcopy(cfg), cache, tmp_path / "r")
 
     assert read_json(tmp_path / "r" / "timing.json")["steps_this_call"] == cfg["train"]["steps"]
-    assert "input data cache changed" in capfd.readouterr().err
+    assert "not resumed, training starts over from step 0: the input data cache changed" in (
+        caplog.text
+    )
     second = load_torch(tmp_path / "r" / "model.pt")["model"]
     assert any(not torch.equal(first[k], second[k]) for k in first)
 
@@ -77,15 +79,15 @@ def test_unchanged_inputs_resume_the_finished_checkpoint_and_train_no_step(tmp_p
     assert (tmp_path / "r" / "model.pt").read_bytes() == model
 
 
-def test_changed_code_fingerprint_retrains(tmp_path, monkeypatch, capfd):
+def test_changed_code_fingerprint_retrains(tmp_path, monkeypatch, caplog):
     cache = write_cache(tmp_path / "cache.pt")
     run(run_config(), cache, tmp_path / "r")
     real = fingerprint.code_digest
     monkeypatch.setattr(fingerprint, "code_digest", lambda files: "edited-" + real(files))
-    capfd.readouterr()
+    caplog.clear()
     run(run_config(), cache, tmp_path / "r")
     assert read_json(tmp_path / "r" / "timing.json")["steps_this_call"] == 6
-    assert "training or model code changed" in capfd.readouterr().err
+    assert "training or model code changed" in caplog.text  # logged by gpicl.train
 
 
 def test_code_digest_counts_code_edits_not_comments_or_docstrings(tmp_path, monkeypatch):
@@ -99,15 +101,15 @@ def test_code_digest_counts_code_edits_not_comments_or_docstrings(tmp_path, monk
     assert fingerprint.code_digest(["m.py"]) != base
 
 
-def test_damaged_checkpoint_is_discarded_and_training_starts_over(tmp_path, capfd):
+def test_damaged_checkpoint_is_discarded_and_training_starts_over(tmp_path, caplog):
     cache = write_cache(tmp_path / "cache.pt")
     cfg = run_config()
     run(copy.deepcopy(cfg), cache, tmp_path / "r", stop_after=3)
     (tmp_path / "r" / "checkpoint.pt").write_bytes(b"")
-    capfd.readouterr()
+    caplog.clear()
     assert run(copy.deepcopy(cfg), cache, tmp_path / "r")["finished"]
     assert read_json(tmp_path / "r" / "timing.json")["steps_this_call"] == 6
-    assert "unreadable" in capfd.readouterr().err
+    assert "unreadable" in caplog.text
 
 
 # ---------------------------------------------------------- 2. silent corruption is refused

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 import pickle
 import shutil
@@ -49,7 +50,9 @@ class DatasetUnavailableError(RuntimeError):
 
 
 def log(message: str) -> None:
-    print(f"[gpicl.data] {message}", file=sys.stderr, flush=True)
+    """Progress of dataset preparation, at INFO (shown by the CLI: gpicl.cli.main configures
+    logging)."""
+    logging.getLogger("gpicl.data").info(message)
 
 
 # --- canonical hosts --------------------------------------------------------------------------
