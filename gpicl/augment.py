@@ -1,4 +1,4 @@
-"""Tasks and sequences (REFERENCE.md sections 1-2).
+"""Tasks and sequences (docs/paper.md#task-generator, #sequences-and-tokens).
 
 A task is (A, rho): a dense random projection A (Nx x Nx, entries N(0, 1/Nx)) and a permutation
 rho of the 10 labels. One integer task id decides both, through a counter-based hash of
@@ -132,7 +132,7 @@ def make_tokens(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- training batches
 @dataclass(frozen=True)
 class BatchSpec:
-    """What one meta-training step draws (REFERENCE.md section 2; knobs of DESIGN.md)."""
+    """What one meta-training step draws (docs/design.md#sequence-sampling-knobs)."""
 
     num_tasks: int  # pool size n: ids are drawn uniformly from {0..n-1}
     tasks_per_step: int

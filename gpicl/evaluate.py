@@ -2,7 +2,7 @@
 
 Seen ids come from the run's own training pool, unseen ids are negative (never drawn in
 training), identity is the raw dataset (no projection, no permutation). Headline number: the
-accuracy of the last prediction (REFERENCE.md section 2).
+accuracy of the last prediction (docs/paper.md#evaluation).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Adam with eps outside and eps_root inside the square root, as in the authors' (optax) code.
 
 update = m_hat / (sqrt(v_hat + eps_root) + eps). With eps_root = 1e-8 the denominator never falls
-below ~1e-4, which slows learning on the plateau where gradients are tiny (REFERENCE.md section
-2); torch.optim.Adam has no eps_root, hence this small class.
+below ~1e-4, which slows learning on the plateau where gradients are tiny
+(docs/paper.md#objective-and-meta-training); torch.optim.Adam has no eps_root, hence this small
+class.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """gpicl.augment: the hashed task pool (id -> A, rho), token layout, batch sampling, curriculum
-and preprocessing (REFERENCE.md sections 1-2)."""
+and preprocessing (docs/paper.md#task-generator, #sequences-and-tokens)."""
 
 from __future__ import annotations
 

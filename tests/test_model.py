@@ -1,5 +1,5 @@
 """gpicl.models and gpicl.optim: the causal pre-LN Transformer with the authors' defaults and Adam
-with eps_root inside the square root (REFERENCE.md section 2)."""
+with eps_root inside the square root (docs/paper.md#objective-and-meta-training)."""
 
 from __future__ import annotations
 

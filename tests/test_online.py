@@ -1,4 +1,4 @@
-"""gpicl.models.online: the SGD and MAML baselines (REFERENCE.md section 3): a per-sequence
+"""gpicl.models.online: the SGD and MAML baselines (docs/paper.md#sgd-and-maml): a per-sequence
 1-hidden-layer network trained online with Adam, predicting before each update; MAML meta-learns
 its initial weights through the unrolled inner loop."""
 

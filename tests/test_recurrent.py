@@ -1,5 +1,6 @@
-"""gpicl.models.lstm and gpicl.models.outer_lstm: the recurrent meta-learners of REFERENCE.md
-section 3 (causal, the authors' gate mechanics, state and parameter counts, trainable)."""
+"""gpicl.models.lstm and gpicl.models.outer_lstm: the recurrent meta-learners of
+docs/paper.md#models (causal, the authors' gate mechanics, state and parameter counts,
+trainable)."""
 
 from __future__ import annotations
 

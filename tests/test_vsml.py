@@ -1,4 +1,4 @@
-"""gpicl.models.vsml: VSML, a grid of tiny shared LSTMs (REFERENCE.md section 3), checked against
+"""gpicl.models.vsml: VSML, a grid of tiny shared LSTMs (docs/paper.md#vsml), checked against
 a literal per-cell transcription of the authors' VSMLLayer, for causality, sharing, symmetries
 and trainability."""
 

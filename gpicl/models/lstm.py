@@ -1,4 +1,4 @@
-"""The LSTM meta-learner of Table 1 (REFERENCE.md section 3): token -> 2-layer ReLU MLP (width h)
+"""The LSTM meta-learner of Table 1 (docs/paper.md#lstm): token -> 2-layer ReLU MLP (width h)
 -> LSTM (width h) -> 10-way linear output at every step. Its state grows with h, not with the
 sequence, which is the point of comparing it with the Transformer.
 

@@ -1,4 +1,4 @@
-"""The no-context baseline of Figure 2a (REFERENCE.md section 3): two hidden ReLU layers of width
+"""The no-context baseline of Figure 2a (docs/paper.md#models): two hidden ReLU layers of width
 `hidden_size`, applied to each example on its own. It never sees the context (the label slot of
 the token is ignored), so it can only memorise tasks."""
 

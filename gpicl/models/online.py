@@ -1,4 +1,4 @@
-"""The SGD and MAML baselines of Table 1 (REFERENCE.md section 3): every sequence trains its own
+"""The SGD and MAML baselines of Table 1 (docs/paper.md#sgd-and-maml): every sequence trains its own
 1-hidden-layer ReLU network online with Adam, one update per example, and the prediction at step t
 is made before the update on example t. SGD starts each sequence from fresh random weights (nothing
 is meta-learned); MAML meta-learns the shared initial weights by backpropagating through the whole

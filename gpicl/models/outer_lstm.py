@@ -1,6 +1,7 @@
-"""The outer-product LSTM (REFERENCE.md section 3): an LSTM whose cell state is, per head, an
-h x h matrix written by outer products, so its state grows as h^2 for h^1 parameters per gate row.
-It lets the state-size-versus-parameter-count comparison vary state at a fixed parameter count.
+"""The outer-product LSTM (docs/paper.md#outer-product-lstm): an LSTM whose cell state is, per
+head, an h x h matrix written by outer products, so its state grows as h^2 for h^1 parameters per
+gate row. It lets the state-size-versus-parameter-count comparison vary state at a fixed
+parameter count.
 
 Mechanics follow the authors' `OuterLSTM` core in
 learned_optimization/research/data_driven/model_components.py, used through the `LSTM` model of

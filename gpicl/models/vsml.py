@@ -1,5 +1,5 @@
 """VSML, Variable Shared Meta Learning (Kirsch & Schmidhuber 2021), the strongest baseline of
-Table 1 (REFERENCE.md section 3): a grid of Nx x 10 tiny LSTMs, one per weight of a single layer
+Table 1 (docs/paper.md#vsml): a grid of Nx x 10 tiny LSTMs, one per weight of a single layer
 from the Nx inputs to the 10 classes, all sharing one set of parameters. The learning algorithm
 lives in the LSTMs' states, so the state is large (Nx x 10 x 2 x hidden) while the parameter count
 is a few thousand, whatever the input size.
