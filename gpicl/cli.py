@@ -23,8 +23,11 @@ the traceback of user errors too, for when a ValueError turns out to be a bug.
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import inspect
 import json
+import logging
 import math
 import os
 import sys
@@ -84,14 +87,6 @@ def _range_problem(value: int, lo: int, hi: int) -> str | None:
     return f"must be {bound}, got {value}"
 
 
-def _check_range(option: str, value: int, lo: int, hi: int) -> int:
-    """Raise ValueError naming `option` unless lo <= value <= hi."""
-    problem = _range_problem(value, lo, hi)
-    if problem:
-        raise ValueError(f"{option}: {problem}")
-    return value
-
-
 def _int_in(lo: int, hi: int) -> Callable[[str], int]:
     """An argparse type: an integer in lo..hi, so nonsense is refused before any work."""
 
@@ -139,6 +134,43 @@ class _LazyChoices:
         return iter(self._get())
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written (the exit-code table); each option's help ends with its
+    choices, when it has some, and its default (a required option says so instead)."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        if isinstance(action, argparse._SubParsersAction) or getattr(action, "_filled", False):
+            return help  # the commands are listed below it; or completed by _format_action
+        if action.choices is not None and "%(choices)" not in help:
+            help += " (one of: %(choices)s)"
+        if action.required and action.option_strings:
+            help += " (required)"
+        else:
+            with_choices = copy.copy(action)
+            with_choices.help = help
+            help = super()._get_help_string(with_choices)  # appends the default
+        return help.strip()
+
+    def _format_action(self, action):
+        if action.help is None:  # argparse would show no help line; show default and choices
+            filled = self._get_help_string(action)
+            if filled:
+                action = copy.copy(action)
+                action.help, action._filled = filled, True
+        return super()._format_action(action)
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's), "unknown" when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gpicl")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _dataset_names() -> tuple[str, ...]:
     from gpicl.data.registry import DATASET_NAMES
 
@@ -152,9 +184,9 @@ def _test_dataset_names() -> tuple[str, ...]:
 
 
 def _figure_names() -> list[str]:
-    from gpicl.figures import FIGURES
+    from gpicl.figures.registry import REGISTRY
 
-    return sorted({*FIGURES, "table1"})
+    return sorted(REGISTRY)
 
 
 def _schema() -> dict:
@@ -450,55 +482,70 @@ def _cmd_evaluate(args) -> None:
 
 
 def _cmd_figure(args) -> None:
-    inputs = sorted(_require_file(p, "--evals") for p in args.evals)
-    status = [_require_file(p, "--status") for p in args.status or []]
+    files = {
+        kind: sorted(_require_file(p, f"--{kind}") for p in getattr(args, kind) or [])
+        for kind in ("evals", "runs", "status")
+    }
+    files = {kind: paths for kind, paths in files.items() if paths}
     out = Path(args.out)
     _check_parents(out, "--out")
     options = _json_object(args.options, "--options")
-    if args.name == "table1":
-        if options:
-            raise ValueError("--options: table1 takes none (it reads --status and --expect)")
-    elif args.status is not None or args.expect is not None:
-        raise ValueError(f"--status and --expect apply to table1 only, not {args.name}")
 
-    from gpicl.figures import FIGURES, table1
+    from gpicl.figures.registry import REGISTRY, draw
 
-    if args.name == "table1":
-        table1.make(
-            inputs,
-            out,
-            expected_datasets=args.expect,
-            unavailable=table1.load_unavailable(status),
-        )
-        return
-    make = FIGURES[args.name]
+    figure = REGISTRY[args.name]
+    reads = {figure.positional, *figure.keyword_inputs}
+    for kind in sorted(set(files) - reads):
+        raise ValueError(f"--{kind}: figure {args.name} reads only --{' --'.join(sorted(reads))}")
+    keywords = {kw: [] for kw in figure.keyword_inputs.values()}
     try:
-        inspect.signature(make).bind(inputs, out, **options)
+        inspect.signature(figure.make()).bind([], out, **keywords, **options)
     except TypeError as err:
         raise ValueError(f"--options for {args.name}: {err}") from None
-    make(inputs, out, **options)
+    draw(args.name, files, out, options)
 
 
-def _check_bench(args) -> None:
-    """bench's parser (gpicl/bench.py) takes plain ints; hold them to the same ranges."""
-    _check_range("--repeats", args.repeats, 1, MAX_COUNT)
-    _check_range("--warmup", args.warmup, 0, MAX_COUNT)
-    if args.threads is not None:
-        _check_range("--threads", args.threads, 1, MAX_THREADS)
-    if args.matmul_size is not None:
-        _check_range("--matmul-size", args.matmul_size, 1, MAX_MATMUL)
-    _check_range("--num-examples", args.num_examples, 1, MAX_COUNT)
-    _check_range("--seed", args.seed, 0, MAX_SEED)
+def _cmd_bench(args) -> None:
     if args.out is not None:
         _check_output(args.out, "--out")
     _check_device(args.device)
+    names = [n for n in args.shapes.split(",") if n]
+    params = None
+    if any(n != "tiny" for n in names):  # tiny needs no params file
+        from gpicl.config import load_params
+
+        params = load_params(_require_file(args.params, "--params"))
+
+    from gpicl.bench import format_table, run_benchmark, shapes_from_params
+
+    rows = run_benchmark(
+        shapes_from_params(params, names),
+        implementations=[i for i in args.impl.split(",") if i],
+        device=args.device,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        matmul_size=args.matmul_size,
+        out_csv=args.out,
+        compile=args.compile,
+        amp=not args.no_amp,
+        num_examples=args.num_examples,
+        seed=args.seed,
+        deterministic=not args.no_deterministic,
+    )
+    print(format_table(rows))
+    if args.out:
+        print(f"wrote {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gpicl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="gpicl", description=__doc__, formatter_class=_HelpFormatter
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"gpicl {_version()}")
+    # Every subcommand's parser gets the same formatter (defaults and choices in --help).
+    subparser = functools.partial(argparse.ArgumentParser, formatter_class=_HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=subparser)
     count = _int_in(1, MAX_COUNT)
     threads = dict(type=_int_in(1, MAX_THREADS), default=None, help="torch threads")
     device = dict(default="auto", help="auto (CUDA when present, else CPU), cpu, cuda[:<index>]")
@@ -572,27 +619,51 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figure", help="draw one figure or table from result files")
     p.add_argument("name", choices=_LazyChoices(_figure_names), metavar="NAME")
     p.add_argument("--out", required=True, help="output prefix (suffixes are added)")
-    p.add_argument("--status", nargs="*", help="table1: dataset status JSON files")
+    p.add_argument("--evals", nargs="+", help="evaluation result JSON files")
+    p.add_argument("--runs", nargs="+", help="training runs' done.json files")
+    p.add_argument("--status", nargs="+", help="dataset availability records (table1)")
     p.add_argument(
-        "--expect",
-        nargs="*",
-        choices=_LazyChoices(_test_dataset_names),
-        metavar="DATASET",
-        help="table1: datasets that must have a column",
+        "--options",
+        default="{}",
+        help="keyword arguments of the figure, as JSON (the workflow passes params.yaml's)",
     )
-    p.add_argument("--evals", nargs="+", required=True, help="evaluation result JSON files")
-    p.add_argument("--options", default="{}", help="keyword arguments of the figure, as JSON")
     p.set_defaults(func=_cmd_figure)
-    from gpicl.bench import add_bench_parser
 
-    p = add_bench_parser(sub)
-    run_bench = p.get_default("func")
+    from gpicl.bench import IMPLEMENTATIONS, NUM_EXAMPLES
 
-    def checked_bench(args) -> None:
-        _check_bench(args)
-        run_bench(args)
-
-    p.set_defaults(func=checked_bench)
+    p = sub.add_parser(
+        "bench", help="time the full training step (ours vs a plain-PyTorch reference)"
+    )
+    p.add_argument("--shapes", default="tiny", help="comma list: tiny and/or tiers (cpu, paper)")
+    p.add_argument(
+        "--impl",
+        default=",".join(IMPLEMENTATIONS),
+        help="comma list of " + "/".join(IMPLEMENTATIONS),
+    )
+    p.add_argument("--repeats", type=count, default=5, help="timed steps (median reported)")
+    p.add_argument("--warmup", type=_int_in(0, MAX_COUNT), default=2, help="untimed steps first")
+    p.add_argument(
+        "--threads", type=_int_in(1, MAX_THREADS), default=None, help="torch.set_num_threads"
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="CSV path, e.g. results/bench/bench.csv")
+    p.add_argument("--params", default="params.yaml", help="where the tier shapes come from")
+    p.add_argument(
+        "--matmul-size",
+        type=_int_in(1, MAX_MATMUL),
+        default=None,
+        help="n of the n^3 peak matmul (1024 CPU, 8192 CUDA)",
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile our model")
+    p.add_argument("--no-amp", action="store_true", help="ours in fp32 on CUDA too")
+    p.add_argument(
+        "--no-deterministic",
+        action="store_true",
+        help="ours without torch.use_deterministic_algorithms (train.py turns it on)",
+    )
+    p.add_argument("--num-examples", type=count, default=NUM_EXAMPLES)
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 
@@ -633,6 +704,8 @@ def _exit_code(err: BaseException) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Progress and warnings of the library (gpicl.train, gpicl.data, ...) go to stderr.
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -3,6 +3,7 @@ stderr, no traceback, and an exit code that says whose fault it was (gpicl/cli.p
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -263,7 +264,7 @@ CASES = [
     ("validate-missing", ["validate", "--params", "DIR/none.yaml"], USAGE, "DIR/none.yaml"),
     ("validate-not-yaml", ["validate", "--params", "BAD"], USAGE, "BAD"),
     ("validate-bad-value", ["validate", "--params", "PARAMS"], USAGE, "tiers.ci.train.lr"),
-    # bench (its parser is gpicl/bench.py's; the CLI checks the values)
+    # bench
     ("bench-threads-neg", ["bench", "--threads", "-2", "--out", "OUT"], USAGE, "--threads"),
     ("bench-repeats-0", ["bench", "--repeats", "0", "--out", "OUT"], USAGE, "--repeats"),
     ("bench-device-cuda", ["bench", "--device", "cuda", "--out", "OUT"], USAGE, "CUDA"),
@@ -394,3 +395,37 @@ def test_a_valid_train_call_still_trains(tmp_path):
         + ["--no-progress", "--stop-after", "1"]
     )
     assert (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_version_names_the_package(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"gpicl {version('gpicl')}\n"
+
+
+def test_every_subcommand_help_shows_defaults_and_choices(capsys):
+    commands = ["validate", "data", "cache", "evalset", "train", "evaluate", "figure", "bench"]
+    helps = {}
+    for command in commands:
+        with pytest.raises(SystemExit) as info:
+            cli.main([command, "--help"])
+        assert info.value.code == 0
+        helps[command] = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "--params PARAMS (default: params.yaml)" in helps["validate"]
+    assert "--timeout TIMEOUT seconds per download try (default: 10.0)" in helps["data"]
+    assert "--tier TIER (one of: ci, cpu, paper) (required)" in helps["evaluate"]
+    assert "--channels {1,3} (one of: 1, 3) (required)" in helps["cache"]
+    assert "(one of: mnist, fashion_mnist" in helps["data"]
+    assert "--no-progress (default: False)" in helps["train"]
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(sub.choices) == sorted(commands)
+    for command, subparser in sub.choices.items():
+        formatter = subparser._get_formatter()
+        for action in subparser._actions:
+            if action.option_strings and action.default is not argparse.SUPPRESS:
+                shown = formatter._get_help_string(action)
+                assert "(default: " in shown or "(required)" in shown, (command, action.dest)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gpicl.figures.registry import REGISTRY
 from gpicl.io import load_torch, read_json, save_torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +50,8 @@ def _path_without_venv() -> str:
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """`.venv/bin/snakemake` without an activated venv: rules must find the CLI themselves.
     Targets go before --config, which takes every following word as a key=value pair."""
-    env = dict(os.environ, CI="1", PATH=_path_without_venv())
+    # The copy's own gpicl package, not the one installed in the venv (it may be edited).
+    env = dict(os.environ, CI="1", PATH=_path_without_venv(), PYTHONPATH=str(workdir))
     return subprocess.run(
         [str(BIN / "snakemake"), *args, "--cores", "2", "--config", "tier=ci"],
         cwd=workdir,
@@ -107,9 +109,20 @@ def test_ci_pipeline_twice_is_byte_identical_and_idempotent(tmp_path, downloads_
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    _report_has_every_figure(tmp_path / "second")
     _deleted_model_and_evaluation_are_rebuilt(tmp_path / "second", first)
     _changed_cache_retrains(tmp_path / "second")
     _damaged_dataset_is_prepared_again(tmp_path / "second", first)
+
+
+def _report_has_every_figure(work: Path) -> None:
+    """`snakemake --report` holds every registered figure and table with its caption."""
+    run = _snakemake(work, "--report", "report.html")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    html = (work / "report.html").read_text(encoding="utf-8")
+    for figure in REGISTRY.values():
+        assert figure.stem + figure.report in html, f"report lacks {figure.name}"
+        assert figure.caption.split(":")[0] in html, f"report lacks {figure.name}'s caption"
 
 
 def _changed_cache_retrains(work: Path) -> None:
@@ -187,7 +200,9 @@ def test_slurm_profile_sends_paper_training_to_a_gpu_node(tmp_path, downloads_di
         '{"available": true, "dataset": "mnist", "path": "resources/datasets/mnist.npz", '
         '"reason": null}\n'
     )
-    env = dict(os.environ, CI="1", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env = dict(
+        os.environ, CI="1", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(work)
+    )
     run = subprocess.run(
         [
             str(BIN / "snakemake"),

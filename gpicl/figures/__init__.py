@@ -1,37 +1,23 @@
-"""One module per paper figure or table; each `make(eval_files, out_prefix, ...)` reads result
-files only (evaluation JSONs; for the meta-optimisation figures, training runs' done.json with
-log.csv and probe.csv beside it) and writes the figure (PNG + SVG + CSV) or table (Markdown +
-CSV) under `out_prefix`.
+"""One module per paper figure or table; each `make(files, out_prefix, ...)` reads result files
+only (evaluation JSONs; for the meta-optimisation figures, training runs' done.json with log.csv
+and probe.csv beside it) and writes the figure (PNG + SVG + CSV) or table (Markdown + CSV) under
+`out_prefix`.
 
-`FIGURES` maps the CLI's name to that function: `gpicl figure fig3 --out results/figures/fig3 ...`.
+`registry.REGISTRY` declares every figure (what it reads, its options, outputs and caption);
+`FIGURES` maps each name to its `make`, imported on first use so that planning the workflow
+does not load matplotlib.
 """
 
 from collections.abc import Callable
 
-from gpicl.figures import (
-    fig2_heatmaps,
-    fig3_learning_curves,
-    fig4_transitions,
-    metaopt_batch,
-    metaopt_bias,
-    metaopt_interventions,
-    metaopt_phase,
-    metaopt_plateau,
-    state_size,
-    table1,
-)
 
-FIGURES: dict[str, Callable[..., None]] = {
-    "fig2": fig2_heatmaps.make,
-    "fig3": fig3_learning_curves.make,
-    "fig4": fig4_transitions.make,
-    "table1": table1.make,
-    "state_size": state_size.make,
-    "metaopt_plateau": metaopt_plateau.make,
-    "metaopt_batch": metaopt_batch.make,
-    "metaopt_phase": metaopt_phase.make,
-    "metaopt_interventions": metaopt_interventions.make,
-    "metaopt_bias": metaopt_bias.make,
-}
+def __getattr__(name: str):
+    if name == "FIGURES":
+        from gpicl.figures.registry import REGISTRY
+
+        figures: dict[str, Callable[..., None]] = {n: f.make() for n, f in REGISTRY.items()}
+        return figures
+    raise AttributeError(f"module 'gpicl.figures' has no attribute {name!r}")
+
 
 __all__ = ["FIGURES"]

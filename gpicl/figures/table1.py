@@ -306,6 +306,7 @@ def make(
     out_prefix: str | os.PathLike,
     expected_datasets: list[str] | None = None,
     unavailable: Mapping[str, str] | None = None,
+    status_files: Iterable[str | os.PathLike] = (),
 ) -> None:
     """Write Table 1 from evaluation files (only models meta-trained on MNIST are used).
 
@@ -316,8 +317,27 @@ def make(
     `unavailable`: dataset -> why its data could not be had (e.g. the `reason` of
     gpicl.data.DatasetUnavailableError); its column reads "data not available" and the reason is
     noted under the table and in the CSV's `reason`. Such a dataset must have no evaluation file.
+    `status_files`: dataset availability records; the unavailable ones join `unavailable`.
     """
     out_prefix = Path(out_prefix)
+    rows, length, curriculum, reasons = table(
+        eval_files, expected_datasets, unavailable, status_files
+    )
+    write_csv(rows, out_prefix.with_name(out_prefix.name + ".csv"), columns=CSV_COLUMNS)
+    write_text(
+        out_prefix.with_name(out_prefix.name + ".md"),
+        markdown(rows, length, curriculum, reasons),
+    )
+
+
+def table(
+    eval_files: Iterable[str | os.PathLike],
+    expected_datasets: list[str] | None = None,
+    unavailable: Mapping[str, str] | None = None,
+    status_files: Iterable[str | os.PathLike] = (),
+) -> tuple[list[dict], int, set[str], dict[str, str]]:
+    """Table 1's rows (as in its CSV), the sequence length, the curriculum-trained methods and
+    the unavailable datasets' reasons; the arguments are make()'s."""
     if expected_datasets is not None:
         unknown = sorted(set(expected_datasets) - set(COLUMNS))
         if unknown:
@@ -333,10 +353,5 @@ def make(
     length = single_value(results, "sequence_length", "table1")
     curriculum = {record["method"] for _, record in results if record["curriculum"]}
 
-    reasons = check_unavailable(unavailable or {}, results)
-    rows = build_rows(results, expected_datasets, reasons)
-    write_csv(rows, out_prefix.with_name(out_prefix.name + ".csv"), columns=CSV_COLUMNS)
-    write_text(
-        out_prefix.with_name(out_prefix.name + ".md"),
-        markdown(rows, length, curriculum, reasons),
-    )
+    reasons = check_unavailable({**load_unavailable(status_files), **(unavailable or {})}, results)
+    return build_rows(results, expected_datasets, reasons), length, curriculum, reasons

@@ -11,7 +11,7 @@ rule data_cache:
     params:
         npz=lambda wc: dataset_files(wc.dataset)["npz"],
     shell:
-        "{GPICL} cache {wildcards.dataset} --npz {params.npz} --resize {wildcards.resize} "
+        "gpicl cache {wildcards.dataset} --npz {params.npz} --resize {wildcards.resize} "
         "--channels {wildcards.channels} --out {output} > {log} 2>&1"
 
 
@@ -27,7 +27,7 @@ rule evalset:
     params:
         options=evalset_options,
     shell:
-        "{GPICL} evalset {wildcards.test} {params.options} --out {output} > {log} 2>&1"
+        "gpicl evalset {wildcards.test} {params.options} --out {output} > {log} 2>&1"
 
 
 rule cache:

@@ -15,7 +15,7 @@ checkpoint dataset_status:
         source=config["data"]["source"],
         timeout=config["data"]["timeout_s"],
     shell:
-        "{GPICL} data {wildcards.dataset} --out {params.npz} --status-json {output} "
+        "gpicl data {wildcards.dataset} --out {params.npz} --status-json {output} "
         "--source {params.source:q} --timeout {params.timeout} "
         "--download-dir resources/downloads > {log} 2>&1"
 

@@ -14,7 +14,7 @@ rule evaluate:
         cache=cache_option,
         device=tier_device,
     shell:
-        "{GPICL} evaluate --model {input.model} --evalset {input.evalset} {params.cache} "
+        "gpicl evaluate --model {input.model} --evalset {input.evalset} {params.cache} "
         "--out {output} --tier {wildcards.tier} --device {params.device} "
         "--threads {threads} > {log} 2>&1"
 

@@ -1,0 +1,223 @@
+"""Every figure and table the pipeline draws, declared once.
+
+An entry says which module draws it, which result files it reads (a `gpicl.targets` input
+set), which params keys become its options, what it writes and its caption. One generic
+workflow rule per entry, the report's captions, the CLI's figure names and the DVC plots all
+come from here: adding a figure means an entry here and its module, nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure or table.
+
+    reads: the input set of `gpicl.targets.figure_inputs`; its `positional` kind of files is
+    make()'s first argument, other kinds go to the keywords named in `keyword_inputs`.
+    options: make() keyword -> dotted params key; a keyword "**" spreads a mapping of params.
+    constants: fixed keyword arguments. derived: options computed from (params, tier).
+    outputs: suffixes after the stem, under results/<tier>/<folder>/.
+    report: the output shown in the Snakemake report. plot: DVC plot of one CSV output
+    (suffix, x column, y column), or None.
+    """
+
+    name: str
+    module: str
+    stem: str
+    reads: str
+    caption: str
+    outputs: tuple[str, ...] = (".png", ".svg", ".csv")
+    folder: str = "figures"
+    positional: str = "evals"
+    keyword_inputs: dict[str, str] = field(default_factory=dict)
+    options: tuple[tuple[str, str], ...] = ()
+    constants: dict = field(default_factory=dict)
+    derived: Callable[[dict, str], dict] | None = None
+    report: str = ".png"
+    plot: tuple[str, str, str] | None = None
+
+    def prefix(self, tier: str) -> str:
+        return f"results/{tier}/{self.folder}/{self.stem}"
+
+    def output_files(self, tier: str) -> list[str]:
+        return [self.prefix(tier) + suffix for suffix in self.outputs]
+
+    def make(self) -> Callable[..., None]:
+        return importlib.import_module(f"gpicl.figures.{self.module}").make
+
+
+def _lookup(params: dict, dotted: str):
+    value = params
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def figure_options(figure: Figure, params: dict, tier: str) -> dict:
+    """make()'s keyword arguments from params (JSON-serialisable)."""
+    options = dict(figure.constants)
+    for keyword, dotted in figure.options:
+        if keyword == "**":
+            options.update(_lookup(params, dotted))
+        else:
+            options[keyword] = _lookup(params, dotted)
+    if figure.derived is not None:
+        options.update(figure.derived(params, tier))
+    return options
+
+
+def draw(name: str, files: dict[str, list[str]], out_prefix: str | Path, options: dict) -> None:
+    """Draw figure `name` from its input files (by kind) with its options."""
+    figure = REGISTRY[name]
+    unexpected = sorted(set(files) - {figure.positional, *figure.keyword_inputs})
+    if unexpected:
+        raise ValueError(f"figure {name} reads no {', '.join(unexpected)} files")
+    keywords = {
+        kw: sorted(Path(p) for p in files.get(kind, []))
+        for kind, kw in figure.keyword_inputs.items()
+    }
+    positional = sorted(Path(p) for p in files.get(figure.positional, []))
+    figure.make()(positional, Path(out_prefix), **keywords, **options)
+
+
+def _expected_table1_columns(params: dict, tier: str) -> dict:
+    """The paper tier must have every Table 1 column (or an explicit unavailability record)."""
+    if tier != "paper":
+        return {}
+    return {"expected_datasets": list(params["experiments"]["fig3"]["test_datasets"])}
+
+
+_PLATEAU = (("**", "experiments.metaopt.plateau"),)
+_REFERENCE = {"reference_variant": "ref"}
+
+REGISTRY: dict[str, Figure] = {
+    f.name: f
+    for f in (
+        Figure(
+            name="fig3",
+            module="fig3_learning_curves",
+            stem="fig3_learning_curves",
+            reads="fig3",
+            caption="Figure 3: accuracy at each position of the context on unseen tasks, per "
+            "meta-training dataset (rows) and meta-test dataset (columns); band: min-max over "
+            "seeds. From the `fig3` runs' evaluations.",
+            plot=(".csv", "position", "mean"),
+        ),
+        Figure(
+            name="table1",
+            module="table1",
+            stem="table1",
+            folder="tables",
+            reads="table1",
+            outputs=(".md", ".csv"),
+            keyword_inputs={"status": "status_files"},
+            derived=_expected_table1_columns,
+            report=".csv",
+            caption="Table 1: last-position accuracy on unseen tasks, meta-trained on MNIST, "
+            "for every method and meta-test dataset, with a 95% bootstrap interval and the "
+            "paper's value; datasets no source delivered read 'data not available'.",
+        ),
+        Figure(
+            name="metrics",
+            module="metrics",
+            stem="metrics",
+            folder="metrics",
+            reads="metrics",
+            outputs=(".json",),
+            keyword_inputs={"runs": "run_files", "status": "status_files"},
+            report=".json",
+            caption="Headline numbers for `dvc metrics`: Table 1's last-position accuracy on "
+            "unseen tasks per method and dataset, and the final training loss and accuracy of "
+            "the Figure 3 and Table 1 runs.",
+        ),
+        Figure(
+            name="fig2",
+            module="fig2_heatmaps",
+            stem="fig2_heatmaps",
+            reads="transitions",
+            caption="Figure 2: seen- and unseen-task accuracy over model size and number of "
+            "tasks (the `transitions` sweep).",
+        ),
+        Figure(
+            name="fig4",
+            module="fig4_transitions",
+            stem="fig4_transitions",
+            reads="transitions",
+            options=(("**", "experiments.transitions.regimes"),),
+            caption="Figure 4: the transition from memorisation to generalisation over the "
+            "number of tasks, with the regime of each point (thresholds from params.yaml).",
+        ),
+        Figure(
+            name="state_size",
+            module="state_size",
+            stem="state_size",
+            reads="state_size",
+            outputs=(".png", ".svg", ".csv", "_pairs.csv"),
+            options=(
+                ("pair_param_tolerance", "experiments.state_size.pair_param_tolerance"),
+                ("pair_min_state_ratio", "experiments.state_size.pair_min_state_ratio"),
+            ),
+            caption="Accuracy on unseen MNIST tasks against state size and against parameter "
+            "count, for Transformers, LSTMs and outer-product LSTMs; equal-parameter pairs.",
+        ),
+        Figure(
+            name="metaopt_plateau",
+            module="metaopt_plateau",
+            stem="metaopt_plateau",
+            reads="metaopt_plateau",
+            positional="runs",
+            options=_PLATEAU,
+            caption="Meta-optimisation: training loss and gradient norm on the plateau, with "
+            "the plateau's end marked (i.i.d. sequences).",
+        ),
+        Figure(
+            name="metaopt_batch",
+            module="metaopt_batch",
+            stem="metaopt_batch",
+            reads="metaopt_batch",
+            positional="runs",
+            outputs=(".png", ".svg", ".csv", "_fit.csv"),
+            options=_PLATEAU,
+            caption="Meta-optimisation: plateau length against batch size, in steps and in "
+            "sequences, with a fitted power law.",
+        ),
+        Figure(
+            name="metaopt_phase",
+            module="metaopt_phase",
+            stem="metaopt_phase",
+            reads="metaopt_phase",
+            keyword_inputs={"runs": "run_files"},
+            options=(*_PLATEAU, ("**", "experiments.metaopt.phases")),
+            caption="Meta-optimisation: phase diagram over number of tasks and batch size "
+            "(stuck, memorising, generalising).",
+        ),
+        Figure(
+            name="metaopt_interventions",
+            module="metaopt_interventions",
+            stem="metaopt_interventions",
+            reads="metaopt_interventions",
+            positional="runs",
+            options=_PLATEAU,
+            constants=_REFERENCE,
+            caption="Meta-optimisation: interventions on the plateau (Adam epsilon, biased "
+            "tasks, curriculum) against the reference run.",
+        ),
+        Figure(
+            name="metaopt_bias",
+            module="metaopt_bias",
+            stem="metaopt_bias",
+            reads="metaopt_interventions",
+            positional="runs",
+            options=_PLATEAU,
+            constants=_REFERENCE,
+            caption="Meta-optimisation: biased tasks; in-context accuracy on unseen tasks and "
+            "on task 0 during training.",
+        ),
+    )
+}

@@ -1,0 +1,240 @@
+"""What the pipeline builds: pure functions of (params, tier, available datasets).
+
+Which runs each experiment trains, which evaluations exist, and which files each figure reads
+are decided here, once, and tested for all tiers; the Snakemake rules only wrap these functions
+(and ask the dataset_status checkpoint which meta-test datasets have data).
+
+Paths are relative to the repository root, as the workflow uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from gpicl.cache import RANDOM_DATASET
+from gpicl.config import run_name
+from gpicl.models import SIZE_FIELD
+
+EXPERIMENTS = ("fig3", "transitions", "table1", "state_size", "metaopt")
+METAOPT_PARTS = ("plateau", "batch", "phase", "interventions")
+
+
+def spec_tag(params: dict, tier: str) -> str:
+    """The preprocessing tag of a tier's caches (gpicl.augment.PreprocessSpec.tag)."""
+    from gpicl.augment import PreprocessSpec
+
+    return PreprocessSpec(**params["tiers"][tier]["preprocess"]).tag
+
+
+# ----------------------------------------------------------------------------- runs
+def fig3_runs(params: dict, tier: str) -> list[str]:
+    """Figure 3 and the Transformer row of Table 1: one run per (training dataset, seed)."""
+    seeds = params["tiers"][tier]["seeds"]
+    return [
+        run_name(dataset, seed)
+        for dataset in params["experiments"]["fig3"]["train_datasets"]
+        for seed in seeds
+    ]
+
+
+def transitions_runs(params: dict, tier: str) -> list[str]:
+    """Figures 2 and 4: one run per (capacity, log2 tasks, seed) of the tier's grid."""
+    exp = params["experiments"]["transitions"]
+    grid = exp["grids"][tier]
+    sizes = [("transformer", w) for w in grid["transformer_widths"]]
+    sizes += [("mlp", h) for h in grid["mlp_hidden_sizes"]]
+    return [
+        run_name(exp["train_dataset"], seed, model, size, k)
+        for model, size in sizes
+        for k in grid["log2_tasks"]
+        for seed in grid["seeds"]
+    ]
+
+
+def table1_runs(params: dict, tier: str) -> list[str]:
+    """Table 1's rows besides the Transformer: one MNIST run per (method, tier seed)."""
+    t = params["tiers"][tier]
+    methods = t["methods"]
+    return [
+        run_name("mnist", seed, method, methods[method]["model"][SIZE_FIELD[method]])
+        for method in params["experiments"]["table1"]["methods"][tier]
+        for seed in t["seeds"]
+    ]
+
+
+def state_size_runs(params: dict, tier: str) -> list[str]:
+    """The state-size figure's own runs: one MNIST run per (model spec, seed) of the grid."""
+    grid = params["experiments"]["state_size"]["grids"][tier]
+    return [run_name("mnist", seed, spec=spec) for spec in grid["models"] for seed in grid["seeds"]]
+
+
+def metaopt_runs(params: dict, tier: str, part: str) -> list[str]:
+    """Meta-optimisation runs that one part of the experiment (one figure) reads."""
+    grid = params["experiments"]["metaopt"]["grids"][tier]
+    k, seeds = grid["log2_tasks"], grid["seeds"]
+
+    def names(variants, log2_tasks, seeds):
+        return [
+            run_name("mnist", seed, variant=v, log2_tasks=t)
+            for v in variants
+            for t in log2_tasks
+            for seed in seeds
+        ]
+
+    if part == "plateau":
+        return names(["ref"], [k], seeds)
+    if part == "batch":
+        return names(grid["batch_variants"], [k], seeds)
+    if part == "phase":
+        return names(grid["batch_variants"], [k], seeds) + names(
+            grid["batch_variants"], grid["phase_log2_tasks"], seeds[:1]
+        )
+    if part == "interventions":
+        return names(["ref", *grid["interventions"]], [k], seeds)
+    raise ValueError(f"unknown metaopt part {part!r} (known: {', '.join(METAOPT_PARTS)})")
+
+
+def experiment_runs(params: dict, tier: str) -> dict[str, list[str]]:
+    """Every training run of a tier, by experiment (no duplicates within an experiment)."""
+    return {
+        "fig3": fig3_runs(params, tier),
+        "transitions": transitions_runs(params, tier),
+        "table1": table1_runs(params, tier),
+        "state_size": state_size_runs(params, tier),
+        "metaopt": sorted({r for part in METAOPT_PARTS for r in metaopt_runs(params, tier, part)}),
+    }
+
+
+def run_dir(tier: str, experiment: str, run: str) -> str:
+    return f"results/{tier}/runs/{experiment}/{run}"
+
+
+def done_files(tier: str, experiment: str, runs: list[str]) -> list[str]:
+    return [f"{run_dir(tier, experiment, run)}/done.json" for run in runs]
+
+
+def train_targets(params: dict, tier: str) -> list[str]:
+    return [
+        path
+        for experiment, runs in experiment_runs(params, tier).items()
+        for path in done_files(tier, experiment, runs)
+    ]
+
+
+# ----------------------------------------------------------------------------- data
+def datasets_needed(params: dict) -> list[str]:
+    """Datasets to download or verify (the synthetic random set is made, not fetched)."""
+    fig3 = params["experiments"]["fig3"]
+    transitions = params["experiments"]["transitions"]
+    used = [*fig3["train_datasets"], *fig3["test_datasets"], *transitions["test_datasets"]]
+    used.append(transitions["train_dataset"])
+    return sorted({d for d in used if d != RANDOM_DATASET})
+
+
+def test_datasets(params: dict, available: Collection[str]) -> list[str]:
+    """Meta-test datasets of Figure 3 and Table 1 that have data (random always has)."""
+    return [
+        d
+        for d in params["experiments"]["fig3"]["test_datasets"]
+        if d == RANDOM_DATASET or d in available
+    ]
+
+
+def cache_targets(params: dict, tier: str, available: Collection[str]) -> list[str]:
+    """Augmentation caches of the image datasets the tier trains or tests on, and the fixed
+    evaluation sets of its meta-test datasets."""
+    tests = test_datasets(params, available)
+    transitions = params["experiments"]["transitions"]["test_datasets"]
+    train = params["experiments"]["fig3"]["train_datasets"]
+    images = sorted({d for d in [*train, *tests, *transitions] if d != RANDOM_DATASET})
+    spec = spec_tag(params, tier)
+    evalsets = sorted({*tests, *transitions})
+    return [f"results/cache/{d}-{spec}.pt" for d in images] + [
+        f"results/{tier}/evalsets/{d}.pt" for d in evalsets
+    ]
+
+
+# ----------------------------------------------------------------------------- evaluations
+def eval_files(tier: str, experiment: str, runs: list[str], tests: list[str]) -> list[str]:
+    return [f"results/{tier}/eval/{experiment}/{run}/{test}.json" for run in runs for test in tests]
+
+
+def fig3_eval_files(params: dict, tier: str, available: Collection[str]) -> list[str]:
+    return eval_files(tier, "fig3", fig3_runs(params, tier), test_datasets(params, available))
+
+
+def transitions_eval_files(params: dict, tier: str) -> list[str]:
+    tests = params["experiments"]["transitions"]["test_datasets"]
+    return eval_files(tier, "transitions", transitions_runs(params, tier), tests)
+
+
+def table1_eval_files(params: dict, tier: str, available: Collection[str]) -> list[str]:
+    """Table 1: fig3's MNIST Transformers and the other methods' runs, on every test dataset."""
+    tests = test_datasets(params, available)
+    transformers = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+    return eval_files(tier, "fig3", transformers, tests) + eval_files(
+        tier, "table1", table1_runs(params, tier), tests
+    )
+
+
+def state_size_eval_files(params: dict, tier: str, available: Collection[str]) -> list[str]:
+    """The state-size figure's own runs, fig3's MNIST Transformers and Table 1's runs, each on
+    MNIST (the figure keeps Transformers, LSTMs and outer-product LSTMs)."""
+    own = eval_files(tier, "state_size", state_size_runs(params, tier), ["mnist"])
+    reused = [f for f in table1_eval_files(params, tier, available) if f.endswith("/mnist.json")]
+    return own + reused
+
+
+def metaopt_eval_files(params: dict, tier: str) -> list[str]:
+    """The phase diagram's evaluations (seen and unseen tasks of the test dataset)."""
+    test = params["experiments"]["metaopt"]["test_dataset"]
+    return eval_files(tier, "metaopt", metaopt_runs(params, tier, "phase"), [test])
+
+
+def evaluate_targets(params: dict, tier: str, available: Collection[str]) -> list[str]:
+    files = (
+        fig3_eval_files(params, tier, available)
+        + transitions_eval_files(params, tier)
+        + table1_eval_files(params, tier, available)
+        + state_size_eval_files(params, tier, available)
+        + metaopt_eval_files(params, tier)
+    )
+    return list(dict.fromkeys(files))  # each once, in order
+
+
+# ----------------------------------------------------------------------------- figures
+def status_files(params: dict) -> list[str]:
+    """Availability records of Table 1's meta-test datasets."""
+    tests = params["experiments"]["fig3"]["test_datasets"]
+    return [f"resources/datasets/{d}.status.json" for d in tests if d != RANDOM_DATASET]
+
+
+def figure_inputs(
+    params: dict, tier: str, available: Collection[str], reads: str
+) -> dict[str, list[str]]:
+    """The files a figure reads, by kind: `evals` (evaluation JSONs), `runs` (training runs'
+    done.json, with log.csv and probe.csv beside it), `status` (dataset availability)."""
+    if reads == "fig3":
+        return {"evals": fig3_eval_files(params, tier, available)}
+    if reads == "table1":
+        return {"evals": table1_eval_files(params, tier, available), "status": status_files(params)}
+    if reads == "metrics":
+        runs = {"fig3": fig3_runs(params, tier), "table1": table1_runs(params, tier)}
+        return {
+            "evals": table1_eval_files(params, tier, available),
+            "runs": [f for exp, names in runs.items() for f in done_files(tier, exp, names)],
+            "status": status_files(params),
+        }
+    if reads == "transitions":
+        return {"evals": transitions_eval_files(params, tier)}
+    if reads == "state_size":
+        return {"evals": state_size_eval_files(params, tier, available)}
+    if reads == "metaopt_phase":
+        return {
+            "evals": metaopt_eval_files(params, tier),
+            "runs": done_files(tier, "metaopt", metaopt_runs(params, tier, "phase")),
+        }
+    if reads.startswith("metaopt_"):
+        part = reads.removeprefix("metaopt_")
+        return {"runs": done_files(tier, "metaopt", metaopt_runs(params, tier, part))}
+    raise ValueError(f"unknown figure input set {reads!r}")
