@@ -110,6 +110,7 @@ def test_ci_pipeline_twice_is_byte_identical_and_idempotent(tmp_path, downloads_
     assert "Nothing to be done" in again.stdout + again.stderr
 
     _report_has_every_figure(tmp_path / "second")
+    _dvc_experiment_reruns_what_reads_the_changed_param(tmp_path / "second")
     _deleted_model_and_evaluation_are_rebuilt(tmp_path / "second", first)
     _changed_cache_retrains(tmp_path / "second")
     _damaged_dataset_is_prepared_again(tmp_path / "second", first)
@@ -122,7 +123,40 @@ def _report_has_every_figure(work: Path) -> None:
     html = (work / "report.html").read_text(encoding="utf-8")
     for figure in REGISTRY.values():
         assert figure.stem + figure.report in html, f"report lacks {figure.name}"
-        assert figure.caption.split(":")[0] in html, f"report lacks {figure.name}'s caption"
+        assert figure.caption.split("`")[0].split(":")[0] in html, f"{figure.name} caption"
+
+
+def _dvc_experiment_reruns_what_reads_the_changed_param(work: Path) -> None:
+    """`dvc exp run -S` of a figure-only param redraws that figure (and retrains nothing);
+    `dvc metrics show` reads the metrics file."""
+    env = dict(
+        os.environ,
+        CI="1",
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        PYTHONPATH=str(work),
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.invalid",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.invalid",
+    )
+
+    def run(*cmd: str) -> str:
+        done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{cmd}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+        return done.stdout
+
+    run("git", "init", "-q")
+    run(str(BIN / "dvc"), "init", "-q")
+    run("git", "add", "-A", ":!results", ":!resources", ":!logs", ":!benchmarks")
+    run("git", "commit", "-q", "-m", "ci tier")
+    figure = work / "results/ci/figures/fig4_transitions.csv"
+    before = figure.read_bytes()
+    model = (work / "results/ci/runs/fig3/mnist-s0/model.pt").stat().st_mtime_ns
+    key = "experiments.transitions.regimes.gain_threshold"
+    run(str(BIN / "dvc"), "exp", "run", "-S", "tier=ci", "-S", f"{key}=0.0")
+    assert figure.read_bytes() != before, "the figure reading the changed param was not redrawn"
+    assert (work / "results/ci/runs/fig3/mnist-s0/model.pt").stat().st_mtime_ns == model
+    assert "table1_last_accuracy_unseen" in run(str(BIN / "dvc"), "metrics", "show", "--json")
 
 
 def _changed_cache_retrains(work: Path) -> None:
