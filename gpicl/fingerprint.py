@@ -44,6 +44,8 @@ PHASE_SOURCES = {
         "gpicl/models/__init__.py",
     ],
     "figures": [
+        "gpicl/metrics.py",
+        "gpicl/results.py",
         "gpicl/plotting.py",
         "gpicl/matplotlibrc",
         *sorted(f"gpicl/figures/{p.name}" for p in (REPO_ROOT / "gpicl/figures").glob("*.py")),

@@ -1,20 +1,33 @@
-"""Scalar summaries of evaluation and training curves that figures compare across runs.
+"""Scalar summaries of evaluation and training curves that figures compare across runs, and the
+constants they are measured against; pure numpy, so figures and training share one definition.
 
-- `within_sequence_gain`: how much a model learns in context (Fig. 4's y axis).
-- `classify_regimes`: the paper's three regimes, read off the data rather than hard-coded.
-- `plateau_length`: how long meta-training sits on the initial loss plateau (meta-optimisation
-  figures).
+- `within_sequence_gain`, `classify_regimes`: how much a model learns in context and the paper's
+  three regimes (Fig. 4).
+- `plateau_length`, `trailing_mean`, `final_loss`, `censored_mean`: how long meta-training sits
+  on the initial loss plateau (meta-optimisation figures, and `done.json` at the end of training).
+- `classify_phase`, `majority_phase`: where a run ended up (the phase diagram).
+- `fit_power_law`: plateau length against batch size.
+- `equal_parameter_pairs`: configurations with equal parameters and different state (state size).
+- `bootstrap_interval`: Table 1's interval over seeds and test sequences.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+# gpicl.augment.NUM_CLASSES is the same number; it is defined here too so figures need no torch.
 NUM_CLASSES = 10
+CHANCE = 1.0 / NUM_CLASSES  # accuracy of a uniform guess
 CHANCE_LOSS = math.log(NUM_CLASSES)  # cross-entropy of the uniform prediction: the plateau level
+
+# The plateau rule's defaults (params.yaml's experiments.metaopt.plateau sets the figures' values).
+PLATEAU_WINDOW = 25  # steps in the trailing mean
+PLATEAU_MARGIN = 0.05  # nats below CHANCE_LOSS that end the plateau
 
 INSTANCE_MEMORISATION = "instance memorisation"
 TASK_IDENTIFICATION = "task identification"
@@ -24,6 +37,19 @@ REGIMES = (INSTANCE_MEMORISATION, TASK_IDENTIFICATION, GENERAL_LEARNING, TRANSIT
 
 GAIN_THRESHOLD = 0.05
 GAP_THRESHOLD = 0.10
+
+STUCK = "stuck"
+GENERALISING = "generalising"
+MEMORISING = "memorising"
+UNCLASSIFIED = "unclassified"
+# Classification order; also the tie-break order of a majority vote.
+PHASES = (STUCK, GENERALISING, MEMORISING, UNCLASSIFIED)
+SEEN_THRESHOLD = 0.3
+UNSEEN_THRESHOLD = 0.2
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
 
 
 def within_sequence_gain(accuracy: Sequence[float]) -> float:
@@ -88,8 +114,8 @@ def classify_regimes(
 def plateau_length(
     losses: Sequence[float],
     steps: Sequence[int] | None = None,
-    window: int = 25,
-    margin: float = 0.05,
+    window: int = PLATEAU_WINDOW,
+    margin: float = PLATEAU_MARGIN,
     reference: float | str = CHANCE_LOSS,
 ) -> int | None:
     """The first step at which the smoothed training loss is `margin` below the plateau level.
@@ -120,7 +146,7 @@ def plateau_length(
         raise ValueError("losses must be one-dimensional")
     if len(values) < window:
         return None
-    smoothed = np.convolve(values, np.full(window, 1.0 / window), mode="valid")  # index i-window+1
+    smoothed = trailing_mean(values, window)  # index i - window + 1
     if reference == "start":
         level = float(smoothed[0])
     elif isinstance(reference, str):
@@ -132,3 +158,135 @@ def plateau_length(
         return None
     i = int(below[0]) + window - 1
     return int(steps[i]) if steps is not None else i + 1
+
+
+def trailing_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """mean(values[i - window + 1 : i + 1]) for each i >= window - 1: the curve the plateau rule
+    tests (empty when there are fewer than `window` values)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < window:
+        return values[:0]
+    return np.convolve(values, np.full(window, 1.0 / window), mode="valid")
+
+
+def final_loss(losses: Sequence[float], window: int) -> float:
+    """Mean of the last `window` losses (all of them if fewer): the loss where training ended,
+    without the step-to-step noise of the last batch."""
+    if not len(losses):
+        raise ValueError("no losses")
+    return float(np.mean(np.asarray(losses[-window:], dtype=np.float64)))
+
+
+def censored_mean(values: Sequence[float], censored: Sequence[bool]) -> tuple[float, bool]:
+    """Mean with censored runs counted at their budget: a lower bound when any is censored."""
+    if not len(values):
+        return math.nan, False
+    return float(np.mean(values)), bool(any(censored))
+
+
+def classify_phase(
+    final_loss_smoothed: float,
+    seen_acc: float,
+    unseen_acc: float,
+    seen_threshold: float = SEEN_THRESHOLD,
+    unseen_threshold: float = UNSEEN_THRESHOLD,
+    margin: float = PLATEAU_MARGIN,
+) -> str:
+    """Where one run ended up: "stuck", "generalising", "memorising" or "unclassified".
+
+    In this order: stuck if final_loss_smoothed > ln(10) - margin (meta-training never left the
+    plateau, so the accuracies say nothing about what it would learn); generalising if
+    unseen_acc >= unseen_threshold (it learns tasks it never saw); memorising if
+    seen_acc >= seen_threshold (it only knows its training tasks). "unclassified": the loss left
+    the plateau but neither accuracy reached its threshold, e.g. a run caught mid-transition or
+    one that fits its training batches without solving seen tasks at the last position; the
+    figure shows such runs rather than forcing them into a class.
+    """
+    values = (final_loss_smoothed, seen_acc, unseen_acc)
+    if not all(math.isfinite(float(v)) for v in values):
+        raise ValueError(f"classify_phase: non-finite input {values}")
+    if final_loss_smoothed > CHANCE_LOSS - margin:
+        return STUCK
+    if unseen_acc >= unseen_threshold:
+        return GENERALISING
+    if seen_acc >= seen_threshold:
+        return MEMORISING
+    return UNCLASSIFIED
+
+
+def majority_phase(phases: Sequence[str]) -> tuple[str, int]:
+    """The most frequent phase and its count; a tie goes to the phase first in `PHASES`, so the
+    verdict does not depend on file order (the count, e.g. "1/2", shows the split)."""
+    if not phases:
+        raise ValueError("majority of no classes")
+    counts = Counter(phases)
+    best = max(counts.values())
+    return next(p for p in PHASES if counts.get(p, 0) == best), best
+
+
+def fit_power_law(batch: Sequence[float], length: Sequence[float]) -> dict | None:
+    """Least squares of log(length) on log(batch): exponent, its stderr, prefactor; None with
+    fewer than 2 distinct batch sizes. stderr is NaN below 3 distinct batch sizes, where the line
+    runs through two group means and its residuals say nothing about the power law."""
+    x = np.log(np.asarray(batch, dtype=np.float64))
+    y = np.log(np.asarray(length, dtype=np.float64))
+    n_batch = len(set(np.asarray(batch).tolist()))
+    if n_batch < 2:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    stderr = math.nan
+    if n_batch >= 3:
+        residuals = y - (slope * x + intercept)
+        sxx = float(np.sum((x - x.mean()) ** 2))
+        stderr = math.sqrt(float(np.sum(residuals**2)) / (len(x) - 2) / sxx)
+    return {
+        "exponent": float(slope),
+        "stderr": stderr,
+        "prefactor": float(math.exp(intercept)),
+        "n_runs": len(x),
+        "n_batch_sizes": n_batch,
+    }
+
+
+def equal_parameter_pairs(
+    configs: Sequence[Mapping], param_tolerance: float, min_state_ratio: float
+) -> list[tuple[Mapping, Mapping, float, float]]:
+    """(small, large, param_rel_diff, state_ratio) for every two configurations (mappings with
+    `num_params` and `state_size`) whose parameter counts are within `param_tolerance` of each
+    other, |p1 - p2| / min(p1, p2), and whose state sizes are at least `min_state_ratio`x apart;
+    "small" is the one with the smaller state. Such a pair isolates the effect of state size."""
+    pairs = []
+    for a, b in itertools.combinations(configs, 2):
+        small, large = sorted((a, b), key=lambda c: (c["state_size"], c["num_params"]))
+        p_low, p_high = sorted((a["num_params"], b["num_params"]))
+        param_rel_diff = (p_high - p_low) / p_low
+        state_ratio = large["state_size"] / small["state_size"]
+        if param_rel_diff <= param_tolerance and state_ratio >= min_state_ratio:
+            pairs.append((small, large, param_rel_diff, state_ratio))
+    return pairs
+
+
+def bootstrap_interval(
+    correct: Sequence[int],
+    count: Sequence[int],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """Percentile interval of the pooled accuracy sum(correct) / sum(count) under a hierarchical
+    bootstrap: resample the seeds (one entry per seed) with replacement, then each chosen seed's
+    test sequences with replacement, i.e. draw Binomial(count_s, correct_s / count_s) correct
+    predictions for it. Deterministic: a fresh numpy Generator seeded with `seed`."""
+    k = np.asarray(correct, dtype=np.int64)
+    n = np.asarray(count, dtype=np.int64)
+    if k.ndim != 1 or k.shape != n.shape or not len(n):
+        raise ValueError(f"bootstrap_interval: need one (correct, count) per seed, got {k}, {n}")
+    if (n <= 0).any() or (k < 0).any() or (k > n).any():
+        raise ValueError(f"bootstrap_interval: need 0 <= correct <= count, count > 0: {k}, {n}")
+    rng = np.random.default_rng(seed)
+    chosen = rng.integers(0, len(n), size=(resamples, len(n)))
+    draws = rng.binomial(n[chosen], k[chosen] / n[chosen])
+    pooled = draws.sum(axis=1) / n[chosen].sum(axis=1)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(pooled, [tail, 100.0 - tail])
+    return float(low), float(high)

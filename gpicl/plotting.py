@@ -1,24 +1,30 @@
-"""Figure style, one deterministic savefig, fixed-format CSV, and reading evaluation files.
+"""Figure style, one deterministic savefig, fixed-format CSV, and the labels and marks that
+several figures share (task counts, training settings, the plateau rule, censored runs).
 
 The same result files must give byte-identical PNG/SVG/CSV on every run: figures are drawn under
 the repo's `matplotlibrc` (on top of matplotlib's defaults, never the user's rc), and saved
-without dates or software versions, with a fixed SVG id salt.
+without dates or software versions, with a fixed SVG id salt. Reading result files is
+`gpicl.results`'s job; the numbers drawn come from `gpicl.metrics`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gpicl.io import atomic_path, read_json
+from gpicl.io import atomic_path
+from gpicl.metrics import CHANCE_LOSS
+from gpicl.results import Run, group_by_settings, training_settings
 
 RC_FILE = Path(__file__).with_name("matplotlibrc")
 
@@ -52,18 +58,24 @@ METHOD_LABELS: dict[str, str] = {
     "outer_lstm": "Outer-product LSTM",
 }
 
-EVAL_KEYS = (
-    "run",
-    "train_dataset",
-    "dataset",
-    "seed",
-    "tier",
-    "method",
+UNLIMITED_LOG2 = 62  # gpicl.augment.UNLIMITED_TASKS == 2**62, the "unlimited" task pool
+
+# Order in which setting differences are listed and variants sorted: the paper's levers first.
+SETTING_ORDER = (
+    "batch",
+    "tasks_per_step",
+    "seqs_per_task",
+    "eps",
+    "eps_root",
+    "bias_fraction",
     "curriculum",
-    "sequence_length",
-    "task_sets",
+    "lr",
+    "num_tasks",
+    "seq_len",
+    "steps",
+    "amp",
+    "amp_cpu",
 )
-TASK_SET_KEYS = ("num_tasks", "num_sequences", "accuracy", "loss", "correct_last")
 
 
 def apply_style() -> None:
@@ -128,32 +140,6 @@ def write_csv(
     return path
 
 
-def read_eval_results(
-    paths: Iterable[str | os.PathLike], task_set: str = "unseen"
-) -> list[tuple[Path, dict[str, Any]]]:
-    """Read evaluation JSON files (results/eval/<experiment>/<run>/<dataset>.json) and check the
-    keys a figure uses, so a malformed file fails here with its name rather than mid-plot."""
-    results = []
-    for path in map(Path, paths):
-        record = read_json(path)
-        missing = [key for key in EVAL_KEYS if key not in record]
-        if missing:
-            raise ValueError(f"{path}: evaluation file lacks keys {missing}")
-        if task_set not in record["task_sets"]:
-            raise ValueError(f"{path}: evaluation file has no task set {task_set!r}")
-        stats = record["task_sets"][task_set]
-        missing = [key for key in TASK_SET_KEYS if key not in stats]
-        if missing:
-            raise ValueError(f"{path}: task set {task_set!r} lacks keys {missing}")
-        if len(stats["accuracy"]) != record["sequence_length"]:
-            raise ValueError(
-                f"{path}: {task_set} accuracy has {len(stats['accuracy'])} positions, "
-                f"sequence_length is {record['sequence_length']}"
-            )
-        results.append((path, record))
-    return results
-
-
 def single_value(results: Sequence[tuple[Path, dict[str, Any]]], key: str, what: str) -> Any:
     """The one value of `key` shared by all results; mixing them in one figure is an error."""
     values = sorted({str(record[key]) for _, record in results})
@@ -175,3 +161,151 @@ def reject_duplicates(
                 f"{what}: {seen[key]} and {path} both give {dict(zip(keys, key, strict=True))}"
             )
         seen[key] = path
+
+
+def tasks_label(k: int) -> str:
+    """Tick label for a pool of 2^k tasks (mathtext)."""
+    return f"$2^{{{k}}}$" + (" (unlimited)" if k == UNLIMITED_LOG2 else "")
+
+
+def mark_censored(ax: Axes, x: float, y: float, top: float, color: str) -> None:
+    """An open marker at the budget `y` and an arrow up to `top`: the plateau is at least this
+    long."""
+    ax.scatter([x], [y], s=22, facecolors="none", edgecolors=color, linewidths=1.0, zorder=3)
+    ax.update_datalim([(x, top)])  # keep the arrow inside the autoscaled axes
+    ax.annotate(
+        "",
+        xy=(x, top),
+        xytext=(x, y),
+        arrowprops=dict(arrowstyle="->", color=color, linewidth=1.0, shrinkA=3, shrinkB=0),
+        annotation_clip=False,
+        zorder=3,
+    )
+
+
+def plateau_rule(window: int, margin: float) -> str:
+    """The plateau-end rule in words, for titles."""
+    return (
+        f"plateau end: first step where the {window}-step trailing mean of the loss is "
+        f"<= ln 10 - {margin:g} = {CHANCE_LOSS - margin:.3f}"
+    )
+
+
+def format_number(value: float) -> str:
+    """Short and exact enough for labels: 0.3, 1e-8, 0, 3e-4."""
+    text = f"{float(value):.3g}"
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m.group(1).replace("+", "") + m.group(2), text)
+
+
+def format_tasks(num_tasks: float) -> str:
+    n = int(num_tasks)
+    return f"2^{n.bit_length() - 1}" if n > 0 and n & (n - 1) == 0 else str(n)
+
+
+def _curriculum_text(curriculum: Mapping[str, Any] | None, other: Mapping | None) -> str:
+    if not curriculum:
+        return "no curriculum"
+    start = int(curriculum["start_examples"])
+    text = f"curriculum K={start}.."
+    if other and int(other["start_examples"]) == start:
+        text += f" hold {int(curriculum['hold_steps'])} anneal {int(curriculum['anneal_steps'])}"
+    return text
+
+
+def setting_differences(
+    train: Mapping[str, Any], reference: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """(setting, label text) for each training setting where `train` differs from `reference`,
+    in SETTING_ORDER (then alphabetical); the batch split counts as one setting, "batch"."""
+    run, ref = training_settings(train), training_settings(reference)
+    keys = sorted(
+        set(run) | set(ref),
+        key=lambda k: (SETTING_ORDER.index(k) if k in SETTING_ORDER else len(SETTING_ORDER), k),
+    )
+    out: list[tuple[str, str]] = []
+    for key in keys:
+        value, ref_value = run.get(key), ref.get(key)
+        if value == ref_value:
+            continue
+        if key in ("tasks_per_step", "seqs_per_task"):
+            if out and out[-1][0] == "batch":
+                continue
+            tasks, seqs = int(run["tasks_per_step"]), int(run["seqs_per_task"])
+            text = f"batch {tasks * seqs}"
+            if seqs != int(ref["seqs_per_task"]):
+                text += f" ({tasks}x{seqs})"
+            out.append(("batch", text))
+        elif key == "curriculum":
+            out.append((key, _curriculum_text(value, ref_value)))
+        elif key == "num_tasks":
+            out.append((key, f"tasks {format_tasks(value)}"))
+        elif key in ("amp", "amp_cpu"):
+            out.append((key, f"{key} {'on' if value else 'off'}"))
+        elif isinstance(value, float):
+            out.append((key, f"{key}={format_number(value)}"))
+        else:
+            out.append((key, f"{key}={value}"))
+    return out
+
+
+def difference_sort_key(train: Mapping[str, Any], reference: Mapping[str, Any]) -> tuple:
+    """Orders variants by the lever they turn (SETTING_ORDER), then by its value."""
+    run = training_settings(train)
+    key = []
+    for setting, text in setting_differences(train, reference):
+        rank = SETTING_ORDER.index(setting) if setting in SETTING_ORDER else len(SETTING_ORDER)
+        if setting == "batch":
+            value = float(run["tasks_per_step"]) * float(run["seqs_per_task"])
+        else:
+            value = run.get(setting)
+        if isinstance(value, float):
+            key.append((rank, 0, value, text))
+        else:
+            key.append((rank, 1, 0.0, text))
+    return tuple(key)
+
+
+def settings_difference(train: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
+    """How `train` differs from `reference`, e.g. "eps_root=0, batch 256"; "" when it does not."""
+    return ", ".join(text for _, text in setting_differences(train, reference))
+
+
+def describe_settings(train: Mapping[str, Any], omit_batch: bool = False) -> str:
+    """The settings a title names: batch, tasks, lr, Adam eps / eps_root, bias, curriculum."""
+    s = training_settings(train)
+    parts = []
+    if not omit_batch:
+        parts.append(
+            f"batch {int(s['tasks_per_step']) * int(s['seqs_per_task'])} "
+            f"({int(s['tasks_per_step'])} tasks x {int(s['seqs_per_task'])})"
+        )
+    if "num_tasks" in s:
+        parts.append(f"tasks {format_tasks(s['num_tasks'])}")
+    for key in ("lr", "eps", "eps_root"):
+        if key in s:
+            parts.append(f"{key} {format_number(s[key])}")
+    if s.get("bias_fraction"):
+        parts.append(f"bias_fraction {format_number(s['bias_fraction'])}")
+    if s.get("curriculum"):
+        parts.append(_curriculum_text(s["curriculum"], None))
+    return ", ".join(parts)
+
+
+def reference_group(runs: Sequence[Run], reference_variant: str | None, what: str) -> list[Run]:
+    """The runs of `reference_variant`, the baseline a figure compares against; they must share
+    their training settings."""
+    selected = [r for r in runs if r.variant == reference_variant]
+    if not selected:
+        found = sorted({str(r.variant) for r in runs})
+        raise ValueError(
+            f"{what}: no run of reference variant {reference_variant!r} among {len(runs)} runs "
+            f"(variants: {', '.join(found) or 'none'})"
+        )
+    groups = group_by_settings(selected)
+    if len(groups) > 1:
+        diff = settings_difference(groups[1][0].train, groups[0][0].train)
+        raise ValueError(
+            f"{what}: runs of reference variant {reference_variant!r} differ in training "
+            f"settings ({groups[0][0].name} vs {groups[1][0].name}: {diff})"
+        )
+    return groups[0]

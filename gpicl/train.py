@@ -47,11 +47,9 @@ from gpicl.metrics import plateau_length
 from gpicl.models import build_model
 from gpicl.optim import Adam
 from gpicl.repro import device_name, peak_memory_mb, pick_device, set_determinism
+from gpicl.results import LOG_COLUMNS, PROBE_COLUMNS  # the formats figures read back
 
-# distinct_examples: the curriculum's K at that step; 0 means i.i.d. sequences.
-LOG_COLUMNS = ("step", "loss", "accuracy", "grad_norm", "distinct_examples")
 READBACK_EVERY = 25  # steps between reading training stats back from the device
-PROBE_COLUMNS = ("step", "unseen_accuracy", "task0_accuracy")
 PROBE_TASKS, PROBE_SEQS = 4, 8  # unseen task ids -1..-4, 8 test-split sequences each
 
 

@@ -26,7 +26,9 @@ from gpicl.figures import (
     table1,
 )
 from gpicl.io import read_json, write_json
+from gpicl.metrics import bootstrap_interval
 from gpicl.plotting import new_figure, save_figure, write_csv
+from gpicl.results import load_unavailable
 
 CURRICULUM_TEXT = "exemplar-repetition curriculum (deviation"
 
@@ -191,7 +193,7 @@ def test_table1_pools_seeds_and_marks_missing_columns(tmp_path, table1_files):
     assert float(mnist["paper_accuracy"]) == pytest.approx(0.7370)
     assert mnist["status"] == "ok"
     assert mnist["tier"] == "cpu"
-    low, high = table1.bootstrap_interval([200, 300], [384, 384])  # seeds in ascending order
+    low, high = bootstrap_interval([200, 300], [384, 384])  # seeds in ascending order
     assert (float(mnist["ci_low"]), float(mnist["ci_high"])) == (
         pytest.approx(low, abs=1e-6),
         pytest.approx(high, abs=1e-6),
@@ -371,7 +373,7 @@ def test_table1_reads_unavailable_from_availability_records(tmp_path, table1_fil
     for record in records:
         paths.append(tmp_path / "status" / f"{record['dataset']}.json")
         write_json(paths[-1], record)
-    assert table1.load_unavailable(paths) == {"kmnist": "no offline source"}
+    assert load_unavailable(paths) == {"kmnist": "no offline source"}
 
 
 def test_table1_rejects_correct_last_that_disagrees_with_accuracy(tmp_path):
@@ -386,14 +388,14 @@ def test_table1_rejects_correct_last_that_disagrees_with_accuracy(tmp_path):
 
 def test_bootstrap_interval_contains_the_pooled_mean_and_is_deterministic():
     correct, count = [30, 45, 38], [64, 64, 60]
-    low, high = table1.bootstrap_interval(correct, count)
+    low, high = bootstrap_interval(correct, count)
     assert low < sum(correct) / sum(count) < high
     assert 0.0 <= low and high <= 1.0
-    assert table1.bootstrap_interval(correct, count) == (low, high)
+    assert bootstrap_interval(correct, count) == (low, high)
     # a fresh generator per call: the global numpy state does not matter
     np.random.seed(1)
     np.random.random(5)
-    assert table1.bootstrap_interval(correct, count) == (low, high)
+    assert bootstrap_interval(correct, count) == (low, high)
     # a cell takes its seeds in ascending order, whatever the file order
     records = [
         {"seed": s, "tier": "cpu", "task_sets": {"unseen": {"correct_last": k, "num_sequences": n}}}
@@ -401,7 +403,7 @@ def test_bootstrap_interval_contains_the_pooled_mean_and_is_deterministic():
     ]
     cells = [table1.pooled_cell("lstm", "mnist", r) for r in (records, records[::-1])]
     assert cells[0] == cells[1]
-    assert (cells[0]["ci_low"], cells[0]["ci_high"]) == table1.bootstrap_interval(
+    assert (cells[0]["ci_low"], cells[0]["ci_high"]) == bootstrap_interval(
         [45, 38, 30], [64, 60, 64]
     )
 
@@ -409,7 +411,7 @@ def test_bootstrap_interval_contains_the_pooled_mean_and_is_deterministic():
 def test_bootstrap_interval_shrinks_as_sequences_grow():
     widths = []
     for n in (50, 500, 5000):
-        low, high = table1.bootstrap_interval([n * 3 // 5, n * 3 // 5], [n, n])
+        low, high = bootstrap_interval([n * 3 // 5, n * 3 // 5], [n, n])
         assert low <= 0.6 <= high
         widths.append(high - low)
     assert widths[0] > widths[1] > widths[2] > 0
@@ -417,21 +419,21 @@ def test_bootstrap_interval_shrinks_as_sequences_grow():
 
 @pytest.mark.parametrize("correct", [0, 100])
 def test_bootstrap_interval_is_degenerate_for_one_certain_seed(correct):
-    assert table1.bootstrap_interval([correct], [100]) == (correct / 100, correct / 100)
+    assert bootstrap_interval([correct], [100]) == (correct / 100, correct / 100)
 
 
 def test_bootstrap_interval_widens_when_seeds_disagree():
-    agree = table1.bootstrap_interval([60, 60, 60, 60], [100] * 4)
-    disagree = table1.bootstrap_interval([30, 90, 40, 80], [100] * 4)
+    agree = bootstrap_interval([60, 60, 60, 60], [100] * 4)
+    disagree = bootstrap_interval([30, 90, 40, 80], [100] * 4)
     assert disagree[1] - disagree[0] > 2 * (agree[1] - agree[0])
     assert disagree[0] < 0.6 < disagree[1]
 
 
 def test_bootstrap_interval_rejects_bad_counts():
     with pytest.raises(ValueError):
-        table1.bootstrap_interval([], [])
+        bootstrap_interval([], [])
     with pytest.raises(ValueError):
-        table1.bootstrap_interval([5], [4])
+        bootstrap_interval([5], [4])
 
 
 def test_table1_names_the_tier_per_row_when_rows_differ(tmp_path, table1_files):

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpicl import results
 from gpicl.figures import (
     metaopt_batch,
     metaopt_bias,
     metaopt_interventions,
     metaopt_plateau,
-    run_logs,
 )
 from gpicl.io import write_json, write_text
-from gpicl.metrics import CHANCE_LOSS
+from gpicl.metrics import CHANCE_LOSS, fit_power_law
+from gpicl.plotting import settings_difference
 
 BASE_TRAIN = {
     "steps": 300,
@@ -105,25 +106,28 @@ def outputs(prefix: Path, suffixes=(".png", ".svg", ".csv")) -> dict[str, bytes]
     return {s: prefix.with_name(prefix.name + s).read_bytes() for s in suffixes}
 
 
-def test_log_columns_match_what_train_writes():
-    from gpicl.train import LOG_COLUMNS
+def test_training_writes_the_formats_and_constants_figures_read():
+    from gpicl import augment, metrics, train
 
-    assert run_logs.LOG_COLUMNS == LOG_COLUMNS
+    assert train.LOG_COLUMNS is results.LOG_COLUMNS
+    assert train.PROBE_COLUMNS is results.PROBE_COLUMNS
+    assert augment.NUM_CLASSES == metrics.NUM_CLASSES  # metrics' copy keeps torch out of figures
+    assert metrics.CHANCE == 0.1 and metrics.CHANCE_LOSS == math.log(10)
 
 
 def test_plateau_step_is_recomputed_from_log_and_censored_runs_are_none(tmp_path):
     left = write_run(tmp_path, "a", 0, drop_at=120)
     stuck = write_run(tmp_path, "a", 1, drop_at=None)
-    runs = run_logs.read_runs([stuck, left])
+    runs = results.read_runs([stuck, left])
     assert [r.seed for r in runs] == [0, 1]
     assert runs[0].plateau_step == 120  # a drop of 1.8 nats shows in the 25-step mean at once
     assert not runs[0].censored
     assert runs[1].plateau_step is None and runs[1].censored
     assert runs[0].batch_size == 128 and runs[0].steps == 300
-    assert runs[0].probe.empty and list(runs[0].probe.columns) == list(run_logs.PROBE_COLUMNS)
+    assert runs[0].probe.empty and list(runs[0].probe.columns) == list(results.PROBE_COLUMNS)
     # window and margin come from the caller: a margin larger than the drop never triggers
-    assert run_logs.read_runs([left], window=25, margin=2.0)[0].censored
-    assert run_logs.read_runs([left], window=1, margin=0.05)[0].plateau_step == 120
+    assert results.read_runs([left], window=25, margin=2.0)[0].censored
+    assert results.read_runs([left], window=1, margin=0.05)[0].plateau_step == 120
 
 
 def test_plateau_figure_csv_marks_censored_runs_and_grad_norms(tmp_path):
@@ -148,14 +152,14 @@ def test_plateau_figure_csv_marks_censored_runs_and_grad_norms(tmp_path):
 
 def test_power_law_fit_recovers_exponent():
     batch = [16, 32, 64, 128, 256, 16, 64]
-    fit = metaopt_batch.fit_power_law(batch, [4000 * b**-0.7 for b in batch])
+    fit = fit_power_law(batch, [4000 * b**-0.7 for b in batch])
     assert fit["exponent"] == pytest.approx(-0.7, abs=1e-9)
     assert fit["prefactor"] == pytest.approx(4000, rel=1e-9)
     assert fit["stderr"] == pytest.approx(0.0, abs=1e-9)
     assert (fit["n_runs"], fit["n_batch_sizes"]) == (7, 5)
-    two = metaopt_batch.fit_power_law([16, 16, 64], [10.0, 12.0, 5.0])
+    two = fit_power_law([16, 16, 64], [10.0, 12.0, 5.0])
     assert math.isnan(two["stderr"]) and two["n_batch_sizes"] == 2
-    assert metaopt_batch.fit_power_law([16, 16], [10.0, 12.0]) is None
+    assert fit_power_law([16, 16], [10.0, 12.0]) is None
 
 
 def batch_sweep(root: Path) -> list[Path]:
@@ -216,7 +220,7 @@ def test_batch_figure_rejects_runs_that_differ_in_more_than_batch(tmp_path):
 
 
 def test_settings_difference_labels():
-    diff = run_logs.settings_difference
+    diff = settings_difference
     assert diff(BASE_TRAIN, BASE_TRAIN) == ""
     assert diff({**BASE_TRAIN, "eps_root": 0.0}, BASE_TRAIN) == "eps_root=0"
     assert diff({**BASE_TRAIN, "eps": 1e-10}, BASE_TRAIN) == "eps=1e-10"
@@ -328,25 +332,25 @@ def test_outputs_are_byte_identical_across_calls(tmp_path):
 def test_clear_errors_for_unfinished_missing_log_and_duplicates(tmp_path):
     unfinished = write_run(tmp_path, "u", 0, 100, finished=False)
     with pytest.raises(ValueError, match="unfinished run metaopt/u-s0"):
-        run_logs.read_runs([unfinished])
+        results.read_runs([unfinished])
     no_log = write_run(tmp_path, "n", 0, 100, log=False)
     with pytest.raises(FileNotFoundError, match="log.csv"):
         metaopt_plateau.make([no_log], tmp_path / "fig" / "p")
     ok = write_run(tmp_path, "a", 0, 100)
     with pytest.raises(ValueError, match="duplicate run metaopt/a-s0"):
-        run_logs.read_runs([ok, ok])
+        results.read_runs([ok, ok])
     copy = write_run(tmp_path, "a-copy", 0, 100)
     with pytest.raises(ValueError, match="identical training settings"):
-        run_logs.read_runs([ok, copy])
+        results.read_runs([ok, copy])
     probing = write_run(tmp_path, "p", 0, 100, probe_every=50)
     probing.with_name("probe.csv").unlink()
     with pytest.raises(FileNotFoundError, match="probes every 50 steps"):
-        run_logs.read_runs([probing])
+        results.read_runs([probing])
 
 
 def test_trailing_mean_matches_plateau_rule(tmp_path):
-    run = run_logs.read_run(write_run(tmp_path, "a", 0, 120))
-    steps, smooth = run_logs.trailing_mean(run, 25)
+    run = results.read_run(write_run(tmp_path, "a", 0, 120))
+    steps, smooth = run.trailing_loss(25)
     assert steps[0] == 25 and len(smooth) == 300 - 24
     first = int(steps[np.flatnonzero(smooth <= CHANCE_LOSS - 0.05)[0]])
     assert first == run.plateau_step == 120

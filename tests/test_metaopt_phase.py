@@ -4,25 +4,24 @@ classification rule at its edges, the majority per cell, matching runs, determin
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 import pytest
 
 from gpicl.figures import metaopt_phase
-from gpicl.figures.metaopt_phase import (
+from gpicl.io import write_json
+from gpicl.metrics import (
+    CHANCE_LOSS,
     GENERALISING,
     MEMORISING,
     STUCK,
     UNCLASSIFIED,
     classify_phase,
-    majority,
+    majority_phase,
 )
-from gpicl.io import write_json
 
-LN10 = math.log(10)
 LOW = [1.0] * 30  # off the plateau
-PLATEAU = [LN10] * 30
+PLATEAU = [CHANCE_LOSS] * 30
 
 
 def make_run(
@@ -79,10 +78,12 @@ def make_run(
                 "final_loss": losses[-1],
                 "plateau_step": None,
                 "seed": seed,
+                "variant": None,
                 "num_tasks": num_tasks,
                 "train": {
                     "tasks_per_step": tasks_per_step,
                     "seqs_per_task": seqs_per_task,
+                    "num_tasks": num_tasks,
                     "steps": len(losses),
                 },
             },
@@ -103,8 +104,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize(
     ("loss", "seen", "unseen", "expected"),
     [
-        (LN10 - 0.05, 0.9, 0.9, GENERALISING),  # exactly at the stuck line: off the plateau
-        (LN10 - 0.04, 0.9, 0.9, STUCK),  # above it: stuck, whatever the accuracies
+        (CHANCE_LOSS - 0.05, 0.9, 0.9, GENERALISING),  # exactly at the stuck line: off the plateau
+        (CHANCE_LOSS - 0.04, 0.9, 0.9, STUCK),  # above it: stuck, whatever the accuracies
         (1.0, 0.9, 0.2, GENERALISING),  # unseen exactly at its threshold
         (1.0, 0.9, 0.19, MEMORISING),
         (1.0, 0.3, 0.1, MEMORISING),  # seen exactly at its threshold
@@ -118,16 +119,16 @@ def test_classify_phase_rule_and_threshold_edges(loss, seen, unseen, expected):
 
 def test_classify_phase_uses_the_given_thresholds_and_rejects_nan():
     assert classify_phase(1.0, 0.4, 0.25, seen_threshold=0.5, unseen_threshold=0.3) == UNCLASSIFIED
-    assert classify_phase(LN10 - 0.08, 0.9, 0.9, margin=0.1) == STUCK
+    assert classify_phase(CHANCE_LOSS - 0.08, 0.9, 0.9, margin=0.1) == STUCK
     with pytest.raises(ValueError, match="non-finite"):
         classify_phase(float("nan"), 0.5, 0.5)
 
 
 def test_majority_breaks_ties_in_classification_order():
-    assert majority([MEMORISING, GENERALISING, GENERALISING]) == (GENERALISING, 2)
-    assert majority([MEMORISING, GENERALISING]) == (GENERALISING, 1)
-    assert majority([GENERALISING, STUCK]) == (STUCK, 1)
-    assert majority([UNCLASSIFIED, MEMORISING]) == (MEMORISING, 1)
+    assert majority_phase([MEMORISING, GENERALISING, GENERALISING]) == (GENERALISING, 2)
+    assert majority_phase([MEMORISING, GENERALISING]) == (GENERALISING, 1)
+    assert majority_phase([GENERALISING, STUCK]) == (STUCK, 1)
+    assert majority_phase([UNCLASSIFIED, MEMORISING]) == (MEMORISING, 1)
 
 
 @pytest.fixture
@@ -135,7 +136,7 @@ def sweep(tmp_path: Path) -> tuple[list[Path], list[str]]:
     """A 3 x 2 grid of (tasks, batch) with one empty cell; run_files as strings (JSON options)."""
     root = tmp_path / "results"
     # the last 25 losses decide: a late return to the plateau is stuck, a late spike is not
-    back_on_plateau = [1.0] * 5 + [LN10] * 25
+    back_on_plateau = [1.0] * 5 + [CHANCE_LOSS] * 25
     spike = [2.0] * 24 + [2.5]
     runs = [
         make_run(root, 16, (32, 4), 0, seen=0.9, unseen=0.1),  # mem
@@ -182,9 +183,9 @@ def test_make_classifies_runs_and_cells(tmp_path, sweep):
     assert verdicts[(4, 128)] == (MEMORISING, "2", "2")
     spike = by_cell[(4, 128)][1]
     assert float(spike["final_loss_smoothed"]) == pytest.approx(2.02)
-    assert float(by_cell[(16, 16)][0]["final_loss_smoothed"]) == pytest.approx(LN10)
+    assert float(by_cell[(16, 16)][0]["final_loss_smoothed"]) == pytest.approx(CHANCE_LOSS)
     assert rows[0]["seen_threshold"] == "0.300000" and rows[0]["window"] == "25"
-    assert float(rows[0]["stuck_loss"]) == pytest.approx(LN10 - 0.05)
+    assert float(rows[0]["stuck_loss"]) == pytest.approx(CHANCE_LOSS - 0.05)
     assert rows[0]["num_tasks"] == "16" and rows[0]["run"].startswith("metaopt/mnist-")
     svg = out.with_suffix(".svg").read_text(encoding="utf-8")
     for text in (
@@ -234,7 +235,7 @@ def test_run_without_eval_or_done_json_is_an_error_naming_it(tmp_path, sweep, mi
 def test_run_without_log_is_an_error_naming_it(tmp_path, sweep):
     evals, run_files = sweep
     Path(run_files[0]).with_name("log.csv").unlink()
-    with pytest.raises(FileNotFoundError, match="run metaopt/mnist-b32x4-t16-s0: no training log"):
+    with pytest.raises(FileNotFoundError, match="training log of run metaopt/mnist-b32x4-t16-s0"):
         metaopt_phase.make(evals, tmp_path / "out", run_files)
 
 

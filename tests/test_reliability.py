@@ -26,7 +26,6 @@ from gpicl.data.status import (
     discard_damaged,
     load_prepared,
 )
-from gpicl.figures.run_logs import read_run
 from gpicl.io import (
     IntegrityError,
     load_torch,
@@ -36,6 +35,7 @@ from gpicl.io import (
     write_json,
     write_text,
 )
+from gpicl.results import read_run
 from tests.test_train import run, run_config, write_cache
 
 pytestmark = pytest.mark.reliability

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from gpicl.figures import FIGURES, fig2_heatmaps, fig4_transitions
 from gpicl.io import read_json, write_json
 from gpicl.metrics import (
+    CHANCE_LOSS,
     GENERAL_LEARNING,
     INSTANCE_MEMORISATION,
     TASK_IDENTIFICATION,
@@ -23,8 +23,8 @@ from gpicl.metrics import (
     plateau_length,
     within_sequence_gain,
 )
+from gpicl.plotting import UNLIMITED_LOG2
 
-LN10 = math.log(10)
 CURRICULUM_TEXT = "exemplar-repetition curriculum (deviation"
 
 
@@ -132,9 +132,9 @@ def plateau_curve(
     steps, the plateau at ln 10 with small noise, then from `drop_step` on a sharp fall to 1.0."""
     rng = np.random.default_rng(seed)
     s = np.arange(1, steps + 1)
-    loss = LN10 + 0.005 * rng.standard_normal(steps)
+    loss = CHANCE_LOSS + 0.005 * rng.standard_normal(steps)
     if transient:
-        loss += (2.6 - LN10) * np.clip(1 - (s - 1) / 30, 0, 1)
+        loss += (2.6 - CHANCE_LOSS) * np.clip(1 - (s - 1) / 30, 0, 1)
     if drop_step is not None:
         loss[s >= drop_step] = 1.0
     return loss.tolist()
@@ -146,7 +146,7 @@ def test_plateau_length_finds_the_drop_within_the_window_lag():
     # a gradual fall (ln 10 -> 1.0 over 200 steps) is found later, still within one window
     losses = np.array(plateau_curve(None))
     s = np.arange(1, len(losses) + 1)
-    losses -= np.clip((s - 300) / 200, 0, 1) * (LN10 - 1.0)
+    losses -= np.clip((s - 300) / 200, 0, 1) * (CHANCE_LOSS - 1.0)
     found = plateau_length(losses.tolist())
     assert found is not None and 300 <= found < 300 + 25
 
@@ -158,7 +158,7 @@ def test_plateau_length_none_when_the_loss_stays_on_the_plateau():
 
 def test_plateau_length_ignores_the_initial_transient_from_2_6():
     losses = plateau_curve(None)
-    assert losses[0] > 2.55 and abs(np.mean(losses[40:]) - LN10) < 0.01
+    assert losses[0] > 2.55 and abs(np.mean(losses[40:]) - CHANCE_LOSS) < 0.01
     assert plateau_length(losses) is None
     # the literal "below the starting value" would end the plateau during the transient
     literal = plateau_length(losses, reference="start")
@@ -434,7 +434,7 @@ def test_fig2_names_curriculum_and_unlimited_tasks(tmp_path, fig2_files):
             seen=[0.1] * 4,
             unseen=[0.1] * 4,
             curriculum=True,
-            num_tasks=2**fig2_heatmaps.UNLIMITED_LOG2,
+            num_tasks=2**UNLIMITED_LOG2,
         )
     )
     out = tmp_path / "fig2"
@@ -447,7 +447,7 @@ def test_fig2_names_curriculum_and_unlimited_tasks(tmp_path, fig2_files):
 def test_unlimited_task_pool_matches_training():
     from gpicl.augment import UNLIMITED_TASKS
 
-    assert 2**fig2_heatmaps.UNLIMITED_LOG2 == UNLIMITED_TASKS
+    assert 2**UNLIMITED_LOG2 == UNLIMITED_TASKS
 
 
 def test_sweep_files_need_model_size_and_power_of_two_tasks(tmp_path):

@@ -20,17 +20,19 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from gpicl.metrics import CHANCE
 from gpicl.plotting import (
     CURRICULUM_NOTE,
     DATASET_LABELS,
     figure_style,
     new_figure,
-    read_eval_results,
     reject_duplicates,
     save_figure,
     single_value,
+    tasks_label,
     write_csv,
 )
+from gpicl.results import log2_tasks, read_sweep_results
 
 # (panel, method, task set, x-axis label), left to right
 PANELS = (
@@ -40,10 +42,6 @@ PANELS = (
 )
 PANEL_METHOD_LABELS = {"mlp": "MLP", "transformer": "Transformer"}
 METHODS = ("mlp", "transformer")
-TASK_SETS = ("seen", "unseen")
-SWEEP_KEYS = ("model_size", "num_tasks")  # beyond plotting.EVAL_KEYS
-CHANCE = 0.1  # ten classes
-UNLIMITED_LOG2 = 62  # gpicl.augment.UNLIMITED_TASKS == 2**62, the "unlimited" task pool
 COLORMAP = "viridis"
 MISSING_COLOR = "0.85"
 CSV_COLUMNS = (
@@ -58,37 +56,6 @@ CSV_COLUMNS = (
     "accuracy_max",
     "n_seeds",
 )
-
-
-def log2_tasks(num_tasks: int, path: Path | str = "") -> int:
-    """k for a task pool of 2^k tasks; other pool sizes have no row in the paper's figures."""
-    n = int(num_tasks)
-    if n < 1 or n & (n - 1):
-        raise ValueError(f"{path}: num_tasks {num_tasks} is not a power of two")
-    return n.bit_length() - 1
-
-
-def tasks_label(k: int) -> str:
-    """Tick label for a pool of 2^k tasks (mathtext)."""
-    return f"$2^{{{k}}}$" + (" (unlimited)" if k == UNLIMITED_LOG2 else "")
-
-
-def read_sweep_results(
-    eval_files: Iterable[str | os.PathLike], task_sets: Iterable[str] = TASK_SETS
-) -> list[tuple[Path, dict]]:
-    """Evaluation files of a (number of tasks x capacity) sweep, checked for every task set used
-    and for the sweep keys, so a malformed file fails here with its name."""
-    paths = list(eval_files)
-    task_sets = list(task_sets)
-    for task_set in task_sets[1:]:
-        read_eval_results(paths, task_set)
-    results = read_eval_results(paths, task_sets[0])
-    for path, record in results:
-        missing = [key for key in SWEEP_KEYS if key not in record]
-        if missing:
-            raise ValueError(f"{path}: evaluation file lacks keys {missing}")
-        log2_tasks(record["num_tasks"], path)
-    return results
 
 
 def cells(results: list[tuple[Path, dict]]) -> list[dict]:

@@ -14,23 +14,23 @@ from pathlib import Path
 
 import numpy as np
 
+from gpicl.metrics import CHANCE
 from gpicl.plotting import (
     CURRICULUM_NOTE,
     DATASET_LABELS,
     METHOD_LABELS,
     figure_style,
     new_figure,
-    read_eval_results,
     reject_duplicates,
     save_figure,
     single_value,
     write_csv,
 )
+from gpicl.results import read_eval_results
 
 TEST_DATASETS = ("mnist", "fashion_mnist")  # panels, left to right
 TRAIN_DATASETS = ("mnist", "fashion_mnist")  # curves, in legend order
 TASK_SET = "unseen"
-CHANCE = 0.1  # ten classes
 CSV_COLUMNS = ("test_dataset", "train_dataset", "position", "mean", "low", "high", "n_seeds")
 BAND = "band: min to max over seeds"
 

@@ -27,7 +27,6 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from gpicl.figures.fig2_heatmaps import UNLIMITED_LOG2, log2_tasks, read_sweep_results
 from gpicl.metrics import (
     GAIN_THRESHOLD,
     GAP_THRESHOLD,
@@ -42,6 +41,7 @@ from gpicl.metrics import (
 from gpicl.plotting import (
     CURRICULUM_NOTE,
     METHOD_LABELS,
+    UNLIMITED_LOG2,
     figure_style,
     new_figure,
     reject_duplicates,
@@ -49,6 +49,7 @@ from gpicl.plotting import (
     single_value,
     write_csv,
 )
+from gpicl.results import log2_tasks, read_sweep_results
 
 TRAIN_DATASET = "mnist"
 METHOD = "transformer"

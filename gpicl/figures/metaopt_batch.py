@@ -1,18 +1,19 @@
 """Meta-optimisation (iii): plateau length against batch size, and the power law it follows.
 
 Two log-log panels against the batch size B (sequences per step = tasks_per_step x
-seqs_per_task): the plateau length in steps (`run_logs.read_runs`, rule `metrics.plateau_length`)
+seqs_per_task): the plateau length in steps (`results.read_runs`, rule `metrics.plateau_length`)
 and in sequences seen (steps x B). Each seed is a small point (spread a little along x so seeds
 at one B do not hide each other); the large marker is the mean over the seeds at that B, with
 censored runs (never left the plateau) counted at their budget, so it is drawn open, as a lower
 bound, when any is censored. Censored runs are open markers at their budget with an up-arrow and
 are left out of the fit.
 
-Fit: least squares of log(plateau) on log(B) over the uncensored runs (every run, not the means):
-plateau = prefactor x B^exponent. The exponent's standard error (from the residuals) is given
-only with at least 3 distinct batch sizes; with fewer than 2 distinct batch sizes having an
-uncensored run there is no fit, and the panel says so. All runs must differ only in the batch
-size, the step budget and the seed (an error names the difference otherwise).
+Fit (`metrics.fit_power_law`): least squares of log(plateau) on log(B) over the uncensored runs
+(every run, not the means): plateau = prefactor x B^exponent. The exponent's standard error
+(from the residuals) is given only with at least 3 distinct batch sizes; with fewer than 2
+distinct batch sizes having an uncensored run there is no fit, and the panel says so. All runs
+must differ only in the batch size, the step budget and the seed (an error names the difference
+otherwise).
 
 CSV `<prefix>.csv`, one row per run, sorted by batch size, seed, run. Columns: run, variant,
 seed, batch_size, tasks_per_step, seqs_per_task, budget, censored, plateau_step (NA when
@@ -33,18 +34,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 
-from gpicl.figures.run_logs import (
-    Run,
-    censored_mean,
+from gpicl.metrics import PLATEAU_MARGIN, PLATEAU_WINDOW, censored_mean, fit_power_law
+from gpicl.plotting import (
+    CURRICULUM_NOTE,
     describe_settings,
+    figure_style,
     format_number,
+    mark_censored,
+    new_figure,
     plateau_rule,
-    read_runs,
+    save_figure,
     setting_differences,
+    write_csv,
 )
-from gpicl.plotting import CURRICULUM_NOTE, figure_style, new_figure, save_figure, write_csv
+from gpicl.results import Run, read_runs
 
 CSV_COLUMNS = (
     "run",
@@ -72,45 +76,6 @@ PANELS = (
 ALLOWED_DIFFERENCES = {"batch", "steps"}  # what may differ between the runs of this figure
 ARROW_FACTOR = 1.6  # length of a censored run's up-arrow, as a factor on the log axis
 SEED_SPREAD = 1.04  # factor between neighbouring seeds' x positions at one batch size
-
-
-def fit_power_law(batch: Sequence[float], length: Sequence[float]) -> dict | None:
-    """Least squares of log(length) on log(batch): exponent, its stderr, prefactor; None with
-    fewer than 2 distinct batch sizes. stderr is NaN below 3 distinct batch sizes, where the line
-    runs through two group means and its residuals say nothing about the power law."""
-    x = np.log(np.asarray(batch, dtype=np.float64))
-    y = np.log(np.asarray(length, dtype=np.float64))
-    n_batch = len(set(np.asarray(batch).tolist()))
-    if n_batch < 2:
-        return None
-    slope, intercept = np.polyfit(x, y, 1)
-    stderr = math.nan
-    if n_batch >= 3:
-        residuals = y - (slope * x + intercept)
-        sxx = float(np.sum((x - x.mean()) ** 2))
-        stderr = math.sqrt(float(np.sum(residuals**2)) / (len(x) - 2) / sxx)
-    return {
-        "exponent": float(slope),
-        "stderr": stderr,
-        "prefactor": float(math.exp(intercept)),
-        "n_runs": len(x),
-        "n_batch_sizes": n_batch,
-    }
-
-
-def mark_censored(ax: Axes, x: float, y: float, top: float, color: str) -> None:
-    """An open marker at the budget `y` and an arrow up to `top`: the plateau is at least this
-    long."""
-    ax.scatter([x], [y], s=22, facecolors="none", edgecolors=color, linewidths=1.0, zorder=3)
-    ax.update_datalim([(x, top)])  # keep the arrow inside the autoscaled axes
-    ax.annotate(
-        "",
-        xy=(x, top),
-        xytext=(x, y),
-        arrowprops=dict(arrowstyle="->", color=color, linewidth=1.0, shrinkA=3, shrinkB=0),
-        annotation_clip=False,
-        zorder=3,
-    )
 
 
 def check_batch_sweep(runs: Sequence[Run]) -> None:
@@ -171,8 +136,8 @@ def fit_text(fit: dict | None) -> str:
 def make(
     eval_files: Iterable[str | os.PathLike],
     out_prefix: str | os.PathLike,
-    window: int = 25,
-    margin: float = 0.05,
+    window: int = PLATEAU_WINDOW,
+    margin: float = PLATEAU_MARGIN,
 ) -> None:
     """Draw plateau length vs batch size from run folders (`eval_files`: their done.json)."""
     out_prefix = Path(out_prefix)

@@ -5,7 +5,7 @@ A fraction `bias_fraction` of every batch uses task id 0. Drawn: the runs of `re
 among `eval_files` are ignored. One colour per fraction, every seed drawn.
 
 Top panel: training loss (`window`-step trailing mean) with ln 10; dashed verticals: plateau
-ends (`metrics.plateau_length` via `run_logs.read_runs`). Bottom panel: the probe accuracies
+ends (`metrics.plateau_length` via `results.read_runs`). Bottom panel: the probe accuracies
 over training (probe.csv: mean accuracy over all positions of a fixed set of test-split
 sequences): under unseen task ids (solid) and under task 0, the biased task (dashed), with chance
 (0.1). The claim to check: task 0 is memorised first (dashed rises), then unseen tasks are
@@ -28,20 +28,21 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from gpicl.figures.run_logs import (
-    Run,
+from gpicl.metrics import CHANCE, CHANCE_LOSS, PLATEAU_MARGIN, PLATEAU_WINDOW
+from gpicl.plotting import (
+    CURRICULUM_NOTE,
     describe_settings,
+    figure_style,
     format_number,
+    new_figure,
     plateau_rule,
-    read_runs,
     reference_group,
+    save_figure,
     setting_differences,
-    trailing_mean,
+    write_csv,
 )
-from gpicl.metrics import CHANCE_LOSS, NUM_CLASSES
-from gpicl.plotting import CURRICULUM_NOTE, figure_style, new_figure, save_figure, write_csv
+from gpicl.results import Run, read_runs
 
-CHANCE_ACCURACY = 1.0 / NUM_CLASSES
 NO_PROBE_TEXT = "no probe data (probe_every = 0)"
 CSV_COLUMNS = (
     "bias_fraction",
@@ -105,8 +106,8 @@ def make(
     eval_files: Iterable[str | os.PathLike],
     out_prefix: str | os.PathLike,
     reference_variant: str | None,
-    window: int = 25,
-    margin: float = 0.05,
+    window: int = PLATEAU_WINDOW,
+    margin: float = PLATEAU_MARGIN,
 ) -> None:
     """Draw the biased-training figure from run folders (`eval_files`: their done.json)."""
     out_prefix = Path(out_prefix)
@@ -124,7 +125,7 @@ def make(
             label = f"bias_fraction {format_number(fraction)} ({seeds})"
             fraction_handles.append(Line2D([], [], color=color, label=label))
             for run in group:
-                x, smooth = trailing_mean(run, window)
+                x, smooth = run.trailing_loss(window)
                 ax_loss.plot(x, smooth, color=color, linewidth=1.2)
                 if not run.censored:
                     ax_loss.axvline(run.plateau_step, color=color, linestyle="--", linewidth=0.8)
@@ -150,7 +151,7 @@ def make(
             loc="lower left",
             fontsize=7,
         )
-        ax_probe.axhline(CHANCE_ACCURACY, color="0.3", linestyle=":", linewidth=1.0)
+        ax_probe.axhline(CHANCE, color="0.3", linestyle=":", linewidth=1.0)
         ax_probe.set_ylim(0.0, 1.0)
         if not any_probe:
             ax_probe.text(

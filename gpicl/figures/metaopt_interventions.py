@@ -2,11 +2,11 @@
 
 Runs are grouped by their training settings (a group differs only in the seed). The reference
 group is the runs of `reference_variant` (the `variant` of done.json); every other group is
-labelled by how its settings differ from the reference (`run_logs.settings_difference`, e.g.
+labelled by how its settings differ from the reference (`plotting.settings_difference`, e.g.
 "eps_root=0", "bias_fraction=0.3", "curriculum K=10..", "batch 256") and groups are ordered by
 the lever they turn, then its value.
 
-Top panel: plateau length in steps (`metrics.plateau_length` via `run_logs.read_runs`) per group:
+Top panel: plateau length in steps (`metrics.plateau_length` via `results.read_runs`) per group:
 one dot per seed, a bar at the mean over seeds with censored runs (never left the plateau)
 counted at their budget, hatched when that makes it a lower bound; censored runs are open markers
 at the budget with an up-arrow. Bottom panel: the trailing-mean training loss of each group's
@@ -28,21 +28,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gpicl.figures.metaopt_batch import mark_censored
-from gpicl.figures.run_logs import (
-    Run,
-    censored_mean,
+from gpicl.metrics import CHANCE_LOSS, PLATEAU_MARGIN, PLATEAU_WINDOW, censored_mean
+from gpicl.plotting import (
+    CURRICULUM_NOTE,
     describe_settings,
     difference_sort_key,
-    group_by_settings,
+    figure_style,
+    mark_censored,
+    new_figure,
     plateau_rule,
-    read_runs,
     reference_group,
+    save_figure,
     settings_difference,
-    trailing_mean,
+    write_csv,
 )
-from gpicl.metrics import CHANCE_LOSS
-from gpicl.plotting import CURRICULUM_NOTE, figure_style, new_figure, save_figure, write_csv
+from gpicl.results import Run, group_by_settings, read_runs
 
 CSV_COLUMNS = (
     "group",
@@ -117,8 +117,8 @@ def make(
     eval_files: Iterable[str | os.PathLike],
     out_prefix: str | os.PathLike,
     reference_variant: str | None,
-    window: int = 25,
-    margin: float = 0.05,
+    window: int = PLATEAU_WINDOW,
+    margin: float = PLATEAU_MARGIN,
 ) -> None:
     """Draw the interventions figure from run folders (`eval_files`: their done.json)."""
     out_prefix = Path(out_prefix)
@@ -152,7 +152,7 @@ def make(
                     mark_censored(ax_bar, x, r["budget"], r["budget"] + arrow, color)
                 else:
                     ax_bar.scatter([x], [r["plateau_step"]], s=18, color=color, zorder=3)
-            x, smooth = trailing_mean(group[0], window)
+            x, smooth = group[0].trailing_loss(window)
             # The reference is drawn wide and underneath, so a lever that changes nothing
             # (its curve on top of the reference's) still shows both.
             is_ref = label == REFERENCE_LABEL

@@ -3,7 +3,7 @@
 Two stacked panels sharing the step axis, one colour per run (runs sorted by seed): the training
 loss (raw, faint; solid: its `window`-step trailing mean) with ln 10, the loss of the uniform
 prediction, and the plateau-end threshold ln 10 - `margin`; below, the gradient norm (log y).
-A dashed vertical line marks where each run leaves the plateau (`run_logs.read_runs`, rule
+A dashed vertical line marks where each run leaves the plateau (`results.read_runs`, rule
 `metrics.plateau_length`); a run that never does says "still on the plateau at step N" in the
 legend. Runs that differ in more than the seed are labelled with the difference from the first.
 
@@ -24,16 +24,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gpicl.figures.run_logs import (
-    Run,
+from gpicl.metrics import CHANCE_LOSS, PLATEAU_MARGIN, PLATEAU_WINDOW
+from gpicl.plotting import (
+    CURRICULUM_NOTE,
     describe_settings,
+    figure_style,
+    new_figure,
     plateau_rule,
-    read_runs,
+    save_figure,
     settings_difference,
-    trailing_mean,
+    write_csv,
 )
-from gpicl.metrics import CHANCE_LOSS
-from gpicl.plotting import CURRICULUM_NOTE, figure_style, new_figure, save_figure, write_csv
+from gpicl.results import Run, read_runs
 
 CSV_COLUMNS = (
     "run",
@@ -83,8 +85,8 @@ def run_label(run: Run, first: Run, mixed: bool) -> str:
 def make(
     eval_files: Iterable[str | os.PathLike],
     out_prefix: str | os.PathLike,
-    window: int = 25,
-    margin: float = 0.05,
+    window: int = PLATEAU_WINDOW,
+    margin: float = PLATEAU_MARGIN,
 ) -> None:
     """Draw the plateau figure from run folders (`eval_files` are their done.json files)."""
     out_prefix = Path(out_prefix)
@@ -101,7 +103,7 @@ def make(
             color = f"C{i % 10}"
             steps = run.log["step"].to_numpy()
             ax_loss.plot(steps, run.log["loss"], color=color, alpha=0.25, linewidth=0.6)
-            x, smooth = trailing_mean(run, window)
+            x, smooth = run.trailing_loss(window)
             ax_loss.plot(x, smooth, color=color, label=run_label(run, runs[0], mixed))
             ax_grad.plot(steps, run.log["grad_norm"], color=color, linewidth=0.8)
             if not run.censored:

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gpicl.figures import table1
-from gpicl.io import read_json, write_text
+from gpicl.io import write_text
+from gpicl.results import read_run
 
 
 def make(
@@ -27,7 +28,7 @@ def make(
             cells.setdefault(row["method"], {})[row["dataset"]] = round(row["ours_accuracy"], 6)
     runs = {}
     for path in sorted(Path(p) for p in run_files):
-        done = read_json(path)
+        done = read_run(path).done
         runs[done["name"]] = {
             "final_loss": done["final_loss"],
             "final_accuracy": done["final_accuracy"],

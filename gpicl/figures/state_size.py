@@ -38,7 +38,6 @@ accuracy_large - accuracy_small), byte-identical for the same files.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from collections.abc import Iterable
@@ -46,24 +45,24 @@ from pathlib import Path
 
 import numpy as np
 
+from gpicl.metrics import CHANCE, equal_parameter_pairs
 from gpicl.plotting import (
     CURRICULUM_NOTE,
     DATASET_LABELS,
     METHOD_LABELS,
     figure_style,
     new_figure,
-    read_eval_results,
     reject_duplicates,
     save_figure,
     single_value,
     write_csv,
 )
+from gpicl.results import check_correct_last, read_eval_results
 
 METHODS = ("transformer", "lstm", "outer_lstm")  # legend order
 STYLE = {"transformer": ("C0", "o"), "lstm": ("C1", "s"), "outer_lstm": ("C2", "^")}
 # Legend names: this figure's Transformers are not all the GPICL configuration of Table 1.
 LABELS = {**METHOD_LABELS, "transformer": "Transformer"}
-CHANCE = 0.1  # ten classes
 NO_PAIR = "no equal-parameter pair in these runs"
 EXTRA_KEYS = ("model", "num_params", "state_size", "num_tasks")
 # Short names of model config fields in configuration labels, in label order.
@@ -119,12 +118,7 @@ def check_record(path: Path, record: dict, task_set: str) -> None:
             raise ValueError(
                 f"{path}: {key} must be a positive integer (log axis), got {record[key]!r}"
             )
-    stats = record["task_sets"][task_set]
-    if abs(stats["correct_last"] / stats["num_sequences"] - stats["accuracy"][-1]) > 1e-5:
-        raise ValueError(
-            f"{path}: {task_set} correct_last/num_sequences = {stats['correct_last']}/"
-            f"{stats['num_sequences']} disagrees with the last accuracy {stats['accuracy'][-1]}"
-        )
+    check_correct_last(path, record, task_set)
 
 
 def select(
@@ -195,23 +189,20 @@ def configurations(results: list[tuple[Path, dict]], task_set: str) -> list[dict
     return rows
 
 
-def find_pairs(rows: list[dict], param_tolerance: float, min_state_ratio: float) -> list[dict]:
-    """Configurations with (nearly) equal parameter counts and very different state sizes."""
+def pair_rows(rows: list[dict], param_tolerance: float, min_state_ratio: float) -> list[dict]:
+    """The `_pairs.csv` rows: each equal-parameter pair's two configurations side by side."""
     pairs = []
-    for a, b in itertools.combinations(rows, 2):
-        small, large = sorted((a, b), key=lambda r: (r["state_size"], r["num_params"]))
-        p_low, p_high = sorted((a["num_params"], b["num_params"]))
-        param_rel_diff = (p_high - p_low) / p_low
-        state_ratio = large["state_size"] / small["state_size"]
-        if param_rel_diff <= param_tolerance and state_ratio >= min_state_ratio:
-            pair = {f"{c}_small": small[c] for c in PAIR_SIDE_COLUMNS}
-            pair.update({f"{c}_large": large[c] for c in PAIR_SIDE_COLUMNS})
-            pair.update(
-                param_rel_diff=param_rel_diff,
-                state_ratio=state_ratio,
-                accuracy_diff=large["accuracy_mean"] - small["accuracy_mean"],
-            )
-            pairs.append(pair)
+    for small, large, param_rel_diff, state_ratio in equal_parameter_pairs(
+        rows, param_tolerance, min_state_ratio
+    ):
+        pair = {f"{c}_small": small[c] for c in PAIR_SIDE_COLUMNS}
+        pair.update({f"{c}_large": large[c] for c in PAIR_SIDE_COLUMNS})
+        pair.update(
+            param_rel_diff=param_rel_diff,
+            state_ratio=state_ratio,
+            accuracy_diff=large["accuracy_mean"] - small["accuracy_mean"],
+        )
+        pairs.append(pair)
     return pairs
 
 
@@ -259,7 +250,7 @@ def make(
     )
     curriculum = sorted({r["method"] for _, r in results if r["curriculum"]}, key=METHODS.index)
     rows = configurations(results, task_set)
-    pairs = find_pairs(rows, pair_param_tolerance, pair_min_state_ratio)
+    pairs = pair_rows(rows, pair_param_tolerance, pair_min_state_ratio)
 
     with figure_style():
         fig = new_figure(figsize=(8.0, 3.8), layout="constrained")

@@ -7,7 +7,7 @@ Each row "(ours)" is followed by the paper's row "(paper)".
 A cell of ours is the accuracy of the last prediction on unseen tasks pooled over seeds and test
 sequences (sum of correct last predictions over the sum of sequences scored), the count behind it,
 and a 95% interval over seeds and test sequences from a hierarchical percentile bootstrap
-(`bootstrap_interval`): each of `BOOTSTRAP_RESAMPLES` resamples draws the cell's seeds with
+(`metrics.bootstrap_interval`): each of `BOOTSTRAP_RESAMPLES` resamples draws the cell's seeds with
 replacement, then resamples each chosen seed's test sequences with replacement, which for a
 correct/incorrect outcome is drawing Binomial(n_seed, p_seed) correct predictions with
 p_seed = correct_last / num_sequences of that seed; the resample's statistic is the pooled
@@ -33,17 +33,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from gpicl.io import read_json, write_text
-from gpicl.plotting import (
-    DATASET_LABELS,
-    METHOD_LABELS,
-    read_eval_results,
-    reject_duplicates,
-    single_value,
-    write_csv,
-)
+from gpicl.io import write_text
+from gpicl.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, bootstrap_interval
+from gpicl.plotting import DATASET_LABELS, METHOD_LABELS, reject_duplicates, single_value, write_csv
+from gpicl.results import check_correct_last, load_unavailable, read_eval_results
 
 TRAIN_DATASET = "mnist"
 TASK_SET = "unseen"
@@ -54,9 +47,6 @@ REQUIRED_ROWS = ("transformer",)
 OK = "ok"
 NOT_AVAILABLE = "data not available"  # the dataset could not be had (`unavailable`)
 NO_EVAL_FILE = "no evaluation file"  # no file for that method and dataset
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
-CONFIDENCE = 0.95
 CSV_COLUMNS = (
     "method",
     "dataset",
@@ -81,32 +71,6 @@ PAPER_TABLE1_PERCENT: dict[str, dict[str, float]] = {
     "lstm": dict(zip(COLUMNS, (25.39, 28.12, 18.10, 58.72, 12.11, 11.07), strict=True)),
     "transformer": dict(zip(COLUMNS, (73.70, 62.24, 53.39, 100.00, 19.40, 14.58), strict=True)),
 }
-
-
-def bootstrap_interval(
-    correct: Sequence[int],
-    count: Sequence[int],
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-    confidence: float = CONFIDENCE,
-) -> tuple[float, float]:
-    """Percentile interval of the pooled accuracy sum(correct) / sum(count) under a hierarchical
-    bootstrap: resample the seeds (one entry per seed) with replacement, then each chosen seed's
-    test sequences with replacement, i.e. draw Binomial(count_s, correct_s / count_s) correct
-    predictions for it. Deterministic: a fresh numpy Generator seeded with `seed`."""
-    k = np.asarray(correct, dtype=np.int64)
-    n = np.asarray(count, dtype=np.int64)
-    if k.ndim != 1 or k.shape != n.shape or not len(n):
-        raise ValueError(f"bootstrap_interval: need one (correct, count) per seed, got {k}, {n}")
-    if (n <= 0).any() or (k < 0).any() or (k > n).any():
-        raise ValueError(f"bootstrap_interval: need 0 <= correct <= count, count > 0: {k}, {n}")
-    rng = np.random.default_rng(seed)
-    chosen = rng.integers(0, len(n), size=(resamples, len(n)))
-    draws = rng.binomial(n[chosen], k[chosen] / n[chosen])
-    pooled = draws.sum(axis=1) / n[chosen].sum(axis=1)
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(pooled, [tail, 100.0 - tail])
-    return float(low), float(high)
 
 
 def pooled_cell(
@@ -142,16 +106,6 @@ def pooled_cell(
         "status": status,
         "reason": None if records else reason,
     }
-
-
-def check_correct_last(path: Path, record: dict) -> None:
-    """`correct_last / num_sequences` must be the last accuracy: catches a mislabelled file."""
-    stats = record["task_sets"][TASK_SET]
-    if abs(stats["correct_last"] / stats["num_sequences"] - stats["accuracy"][-1]) > 1e-5:
-        raise ValueError(
-            f"{path}: correct_last/num_sequences = {stats['correct_last']}/"
-            f"{stats['num_sequences']} disagrees with the last accuracy {stats['accuracy'][-1]}"
-        )
 
 
 def check_unavailable(
@@ -290,17 +244,6 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def load_unavailable(status_files: Iterable[str | os.PathLike]) -> dict[str, str]:
-    """dataset -> reason from JSON records of `gpicl.data.dataset_availability`
-    ({"dataset", "available", "reason", ...}); available ones are left out."""
-    unavailable = {}
-    for path in sorted(Path(p) for p in status_files):
-        record = read_json(path)
-        if not record["available"]:
-            unavailable[record["dataset"]] = record["reason"] or "no source could deliver it"
-    return unavailable
-
-
 def make(
     eval_files: Iterable[str | os.PathLike],
     out_prefix: str | os.PathLike,
@@ -348,7 +291,7 @@ def table(
         if record["train_dataset"] == TRAIN_DATASET and record["dataset"] in COLUMNS
     ]
     for path, record in results:
-        check_correct_last(path, record)
+        check_correct_last(path, record, TASK_SET)
     reject_duplicates(results, ("method", "dataset", "seed"), "table1")
     length = single_value(results, "sequence_length", "table1")
     curriculum = {record["method"] for _, record in results if record["curriculum"]}
