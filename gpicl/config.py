@@ -167,7 +167,10 @@ StrictValidator = jsonschema.validators.extend(
 
 @functools.cache
 def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    # The run-name grammar is written once, below; the schema's model specs follow it.
+    schema["$defs"]["model_spec"]["pattern"] = f"^{unnamed_groups(MODEL_SPEC)}$"
+    return schema
 
 
 def _waive_required(node, defs: dict):
@@ -447,6 +450,16 @@ RUN_NAME = re.compile(
     r"-s(?P<seed>\d+)$"
 )
 _INT_PARTS = ("seed", "size", "key_size", "layers", "log2_tasks")
+
+
+def unnamed_groups(pattern: str) -> str:
+    """A pattern with its named groups made anonymous, to embed in another regex (the
+    schema's model specs, Snakemake's `run` wildcard)."""
+    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
+
+
+# The `run` wildcard of the workflow: the same grammar, unanchored.
+RUN_NAME_WILDCARD = unnamed_groups(RUN_NAME.pattern.removeprefix("^").removesuffix("$"))
 
 
 def run_name(
