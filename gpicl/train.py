@@ -269,7 +269,7 @@ def train(
     ckpt_path = run_dir / "checkpoint.pt"
     if lead:
         write_json(run_dir / "config.json", run_cfg)
-        _resumable_checkpoint(ckpt_path, fingerprint, dev)  # a stale one is deleted here
+        ckpt = _resumable_checkpoint(ckpt_path, fingerprint, dev)  # a stale one is deleted
     if world > 1:
         dist.barrier()
 
@@ -292,8 +292,9 @@ def train(
         net = DistributedDataParallel(model) if world > 1 else model
 
     start, rows, probe = 0, [], []
-    if ckpt_path.exists():
-        ckpt = load_torch(ckpt_path, map_location=dev)
+    if not lead:  # rank 0 read (and judged) it above; the others read what it kept
+        ckpt = load_torch(ckpt_path, map_location=dev) if ckpt_path.exists() else None
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, rows = ckpt["step"], [tuple(r) for r in ckpt["log"]]
