@@ -10,6 +10,7 @@ sequences of a task sharing its (A, rho).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -92,14 +93,24 @@ def task_permutations(seed: int, ids: torch.Tensor) -> torch.Tensor:
     return torch.argsort(keys, dim=1, stable=True)  # ties (rare) broken by label, on any device
 
 
-def random_dataset_images(seed: int, slots: torch.Tensor, input_size: int) -> torch.Tensor:
+def random_dataset_images(
+    seed: int, slots: torch.Tensor, input_size: int, channels: int = 1
+) -> torch.Tensor:
     """The synthetic Random dataset: per task slot 10 uniform-random images, one per class.
 
     Returned z-normalised with the uniform distribution's own statistics (mean 1/2, var 1/12),
     like every other dataset is normalised with its own statistics. Shape (T, 10, Nx).
+    With channels=3, each image is a square of Nx/3 uniforms repeated 3 times, as the authors'
+    RandomDataset with channel_expand: the square is concatenated with itself along its last
+    (width) axis, then flattened, so every row appears 3 times in a row.
     """
-    u = hash_uniform(seed, slots, NUM_CLASSES * input_size, _STREAM_RANDOM_IMAGES)
-    return ((u - 0.5) * math.sqrt(12.0)).view(-1, NUM_CLASSES, input_size)
+    per_image = input_size // channels
+    side = math.isqrt(per_image)
+    if side * side * channels != input_size:
+        raise ValueError(f"input size {input_size} is not a square image x {channels} channels")
+    u = hash_uniform(seed, slots, NUM_CLASSES * per_image, _STREAM_RANDOM_IMAGES)
+    u = ((u - 0.5) * math.sqrt(12.0)).view(-1, NUM_CLASSES, side, side)
+    return torch.cat([u] * channels, dim=-1).reshape(-1, NUM_CLASSES, input_size)
 
 
 def apply_tasks(
@@ -127,6 +138,26 @@ def make_tokens(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     prev = F.one_hot(y[..., :-1], NUM_CLASSES).to(x.dtype)
     prev = F.pad(prev, (0, 0, 1, 0))  # shift right by one position, zeros in front
     return torch.cat([x, prev], dim=-1)
+
+
+# --------------------------------------------------------------------------- fixed sequences
+def distinct_indices(n: int, rows: int, k: int, gen: torch.Generator) -> torch.Tensor:
+    """(rows, k) int64 indices into range(n), distinct within each row, each row a uniformly
+    random ordered sample without replacement: the evaluation and probe sequences, which never
+    show one test image twice (the authors stream a shuffled split into sequences).
+
+    Robert Floyd's sampling, vectorised over rows (a loop over the k positions only, memory
+    O(rows x k) whatever n), then a random order per row; a pure function of `gen`'s state.
+    """
+    if not 0 <= k <= n:
+        raise ValueError(f"cannot draw {k} distinct indices from {n}")
+    out = torch.empty(rows, k, dtype=torch.int64)
+    for col, j in enumerate(range(n - k, n)):
+        t = torch.randint(0, j + 1, (rows,), generator=gen)
+        taken = (out[:, :col] == t[:, None]).any(1)
+        out[:, col] = torch.where(taken, j, t)  # j was never drawable before: always new
+    order = torch.argsort(torch.rand(rows, k, generator=gen, dtype=torch.float64), dim=1)
+    return torch.gather(out, 1, order)
 
 
 # --------------------------------------------------------------------------- training batches
@@ -220,6 +251,9 @@ class PreprocessSpec:
 
     resize: int = 14  # output height = width (authors' code default 14)
     channels: int = 1  # 1: colour images -> luminance; 3: grayscale images repeated
+    # True: antialiased bilinear resize; False: plain bilinear with half-pixel centres, as the
+    # authors' tf.image.resize (its defaults: bilinear, antialias=False).
+    antialias: bool = True
 
     @property
     def input_size(self) -> int:
@@ -227,8 +261,25 @@ class PreprocessSpec:
 
     @property
     def tag(self) -> str:
-        """Short name used in cache file names, e.g. 'r14c1'."""
-        return f"r{self.resize}c{self.channels}"
+        """Short name used in cache file names: 'r14c1' (antialiased), 'r14c3aa0' (not)."""
+        return f"r{self.resize}c{self.channels}" + ("" if self.antialias else "aa0")
+
+    @classmethod
+    def from_tag(cls, tag: str) -> PreprocessSpec:
+        """The spec whose tag is `tag` (inverse of .tag); ValueError for anything else."""
+        if re.fullmatch(SPEC_TAG_PATTERN, tag) is None:
+            raise ValueError(f"not a preprocessing tag: {tag!r} (e.g. r14c1, r14c3aa0)")
+        resize, rest = tag[1:].split("c", 1)
+        return cls(int(resize), int(rest[0]), antialias=not rest.endswith("aa0"))
+
+    def cli_options(self) -> str:
+        """The options of `gpicl cache` and `gpicl evalset` that give this spec."""
+        options = f"--resize {self.resize} --channels {self.channels}"
+        return options if self.antialias else options + " --no-antialias"
+
+
+# Every PreprocessSpec.tag, as a regular expression (the workflow's cache-file wildcard).
+SPEC_TAG_PATTERN = r"r[1-9][0-9]*c[13](?:aa0)?"
 
 
 _LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R BT.601
@@ -236,7 +287,13 @@ _LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 def preprocess_images(images: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, C) -> float32 (N, H', W', C') in [0, 1], channels and size
-    per `spec` (antialiased bilinear resize). Normalisation is separate (it needs train stats)."""
+    per `spec` (bilinear resize, antialiased or not). Normalisation is separate (it needs train
+    stats). Channels last: flattened, an input is H-major, then W, then C, as the authors'
+    tf.reshape of an HWC image; a repeated grayscale pixel gives 3 equal consecutive values.
+
+    With antialias=False this is the authors' tf.image.resize (bilinear, half-pixel centres:
+    source coordinate (i + 0.5) x in/out - 0.5, clamped at the borders); the authors resize
+    uint8 then divide by 255, which is the same linear map in the other order."""
     x = images.to(torch.float32) / 255.0
     if x.ndim == 3:
         x = x[..., None]
@@ -247,6 +304,10 @@ def preprocess_images(images: torch.Tensor, spec: PreprocessSpec) -> torch.Tenso
     x = x.permute(0, 3, 1, 2)  # (N, C, H, W)
     if x.shape[-1] != spec.resize or x.shape[-2] != spec.resize:
         x = F.interpolate(
-            x, size=(spec.resize, spec.resize), mode="bilinear", align_corners=False, antialias=True
+            x,
+            size=(spec.resize, spec.resize),
+            mode="bilinear",
+            align_corners=False,
+            antialias=spec.antialias,
         )
     return x.permute(0, 2, 3, 1).contiguous()

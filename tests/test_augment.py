@@ -4,6 +4,7 @@ and preprocessing (docs/paper.md#task-generator, #sequences-and-tokens)."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 
 from gpicl.augment import (
     NUM_CLASSES,
+    SPEC_TAG_PATTERN,
     UNLIMITED_TASKS,
     BatchSpec,
     PreprocessSpec,
@@ -18,10 +20,12 @@ from gpicl.augment import (
     _task_keys,
     apply_tasks,
     curriculum_examples,
+    distinct_indices,
     draw_task_ids,
     hash_bits,
     make_tokens,
     preprocess_images,
+    random_dataset_images,
     sample_training_batch,
     step_generator,
     task_permutations,
@@ -391,3 +395,80 @@ def test_preprocess_spec_input_size():
     assert PreprocessSpec(resize=32, channels=3).input_size == 3072
     assert PreprocessSpec(resize=7, channels=1).input_size == 49
     assert PreprocessSpec(resize=32, channels=3).tag == "r32c3"
+
+
+def test_preprocess_tag_round_trips_and_marks_only_the_unantialiased_mode():
+    assert PreprocessSpec(7, 1).tag == "r7c1"  # the default mode keeps the tags of old caches
+    assert PreprocessSpec(14, 3, antialias=False).tag == "r14c3aa0"
+    for spec in (PreprocessSpec(7, 1), PreprocessSpec(14, 3, False), PreprocessSpec(32, 1, False)):
+        assert re.fullmatch(SPEC_TAG_PATTERN, spec.tag)
+        assert PreprocessSpec.from_tag(spec.tag) == spec
+    assert PreprocessSpec(14, 3, False).cli_options() == "--resize 14 --channels 3 --no-antialias"
+    assert PreprocessSpec(7, 1).cli_options() == "--resize 7 --channels 1"
+    for bad in ("r14c2", "r0c1", "r14c1aa1", "14c1", "r14c1-aa0"):
+        with pytest.raises(ValueError, match="not a preprocessing tag"):
+            PreprocessSpec.from_tag(bad)
+
+
+def test_resize_without_antialias_is_tf_half_pixel_bilinear_by_hand():
+    """tf.image.resize(method=bilinear, antialias=False), the authors' data.py: source
+    coordinate (i + 0.5) x in/out - 0.5, linear between the two nearest pixels, clamped at the
+    borders. Hand-computed cases, separable images img[i, j] = a[i] + b[j]."""
+    plain = PreprocessSpec(resize=4, channels=1, antialias=False)
+    a = torch.tensor([0.0, 20, 0, 40, 0, 80])  # 6 -> 4: sources 0.25, 1.75, 3.25, 4.75
+    b = torch.tensor([0.0, 60, 0, 120, 0, 160])
+    img = (a[:, None] + b[None, :]).to(torch.uint8)[None]
+    expected = torch.tensor([5.0, 5, 30, 60])[:, None] + torch.tensor([15.0, 15, 90, 120])
+    out = preprocess_images(img, plain)[0, ..., 0]
+    torch.testing.assert_close(out, expected / 255, atol=1e-6, rtol=0)
+    smooth = preprocess_images(img, PreprocessSpec(resize=4, channels=1))[0, ..., 0]
+    assert (smooth - out).abs().max() > 0.01  # antialiasing is another filter
+    # Upsampling 2 -> 3: sources -1/6 (clamped to pixel 0), 1/2, 7/6 (clamped to pixel 1).
+    up = preprocess_images(
+        torch.tensor([[[0, 100], [200, 40]]], dtype=torch.uint8),
+        PreprocessSpec(resize=3, antialias=False),
+    )[0, ..., 0]
+    hand = torch.tensor([[0.0, 50, 100], [100, 85, 70], [200, 120, 40]]) / 255
+    torch.testing.assert_close(up, hand, atol=1e-6, rtol=0)
+    # The tiers' sizes: 28 -> 14 averages each 2x2 block; 28 -> 7 averages the centre 2x2 of
+    # each 4x4 block (sources 4i + 1.5), ignoring the other 12 pixels.
+    g = torch.Generator().manual_seed(0)
+    digits = torch.randint(0, 256, (2, 28, 28), dtype=torch.uint8, generator=g)
+    x = digits.float() / 255
+    half = preprocess_images(digits, PreprocessSpec(resize=14, antialias=False))[..., 0]
+    torch.testing.assert_close(half, x.view(2, 14, 2, 14, 2).mean((2, 4)), atol=1e-6, rtol=0)
+    quarter = preprocess_images(digits, PreprocessSpec(resize=7, antialias=False))[..., 0]
+    centres = x.view(2, 7, 4, 7, 4)[:, :, 1:3, :, 1:3].mean((2, 4))
+    torch.testing.assert_close(quarter, centres, atol=1e-6, rtol=0)
+
+
+def test_distinct_indices_are_distinct_uniform_and_seeded():
+    idx = distinct_indices(300, 64, 100, torch.Generator().manual_seed(1))
+    assert idx.shape == (64, 100) and idx.dtype == torch.int64
+    assert idx.min() >= 0 and idx.max() < 300
+    s = idx.sort(1).values
+    assert (s[:, 1:] > s[:, :-1]).all()  # no index twice in a row
+    assert torch.equal(idx, distinct_indices(300, 64, 100, torch.Generator().manual_seed(1)))
+    full = distinct_indices(7, 5, 7, torch.Generator().manual_seed(2))
+    assert (full.sort(1).values == torch.arange(7)).all()  # k = n: permutations
+    # Every ordered pair (first, second) of 5 items equally likely: 1/20 each.
+    pairs = distinct_indices(5, 40_000, 2, torch.Generator().manual_seed(3))
+    freq = torch.bincount(pairs[:, 0] * 5 + pairs[:, 1], minlength=25).float() / 40_000
+    off_diagonal = freq.view(5, 5)[~torch.eye(5, dtype=torch.bool)]
+    assert (off_diagonal - 0.05).abs().max() < 0.006 and freq.view(5, 5).diag().sum() == 0
+    with pytest.raises(ValueError, match="cannot draw 11 distinct"):
+        distinct_indices(10, 1, 11, torch.Generator())
+
+
+def test_random_dataset_with_three_channels_tiles_each_row_as_the_authors():
+    """data.py RandomDataset with channel_expand: concatenate the (14, 14) image with itself
+    along its last axis, then flatten: (14, 42), each row 3 times in a row."""
+    slots = torch.arange(3)
+    one = random_dataset_images(5, slots, 49)
+    three = random_dataset_images(5, slots, 147, channels=3)
+    assert three.shape == (3, NUM_CLASSES, 147)
+    rows = three.view(3, NUM_CLASSES, 7, 3, 7)
+    for c in range(3):
+        assert torch.equal(rows[:, :, :, c].reshape(3, NUM_CLASSES, 49), one)
+    with pytest.raises(ValueError, match="not a square image"):
+        random_dataset_images(5, slots, 50, channels=3)

@@ -103,6 +103,69 @@ def test_pre_layernorm_blocks_and_a_final_layernorm():
     assert torch.allclose(head_in.var(-1, unbiased=False), torch.ones(()), atol=1e-3)
 
 
+# The authors' Haiku initialisation (learned_optimization research/data_driven transformer.py
+# and models.py): attention and MLP weights VarianceScaling(2 / layers) (fan-in, truncated
+# normal, std sqrt(2 / (layers x fan_in)) after truncation); embedding and head hk.Linear's
+# default (unit normal truncated at +-2, times 1/sqrt(fan_in): std 0.8796/sqrt(fan_in));
+# positions TruncatedNormal(0.1); zero biases; LayerNorm scale 1, offset 0.
+TRUNC = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
+
+
+def _check_truncated_normal(name, w, std):
+    """Empirical std within a tolerance of `std` (a truncated normal's std), zero mean, and no
+    value beyond the truncation at 2 x std / TRUNC."""
+    n = w.numel()
+    tol = max(0.02, 5 / math.sqrt(2 * n))  # relative; the std estimate's sd is ~1/sqrt(2n)
+    assert w.std().item() == pytest.approx(std, rel=tol), name
+    assert abs(w.mean().item()) < 5 * std / math.sqrt(n), name
+    bound = 2 * std / TRUNC
+    assert w.abs().max().item() <= bound * (1 + 1e-6), name
+    assert w.abs().max().item() > 0.9 * bound, name  # truncated there, not narrower
+
+
+@pytest.mark.parametrize("layers", [1, 2, 4])
+def test_init_scales_follow_the_authors_haiku_code(layers):
+    cfg = TransformerConfig(
+        input_size=300, seq_len=100, width=256, layers=layers, heads=4, key_size=48
+    )
+    torch.manual_seed(layers)
+    model = Transformer(cfg)
+
+    def vs(fan_in):  # VarianceScaling(2 / layers), fan-in mode, after truncation
+        return math.sqrt(2 / layers / fan_in)
+
+    attn_width = cfg.heads * cfg.key_size
+    for i, block in enumerate(model.blocks):
+        q, k, v = block.attn.qkv.weight.detach().view(3, attn_width, cfg.width)
+        for part, w in zip("qkv", (q, k, v), strict=True):  # 3 Haiku Linears, fan-in width
+            _check_truncated_normal(f"block {i} {part}", w, vs(cfg.width))
+        _check_truncated_normal(f"block {i} out", block.attn.out.weight, vs(attn_width))
+        _check_truncated_normal(f"block {i} mlp in", block.mlp[0].weight, vs(cfg.width))
+        hidden = cfg.mlp_ratio * cfg.width
+        _check_truncated_normal(f"block {i} mlp out", block.mlp[2].weight, vs(hidden))
+        for ln in (block.ln_attn, block.ln_mlp):
+            assert torch.equal(ln.weight, torch.ones_like(ln.weight))
+            assert torch.equal(ln.bias, torch.zeros_like(ln.bias)) and ln.eps == 1e-5
+    fan_in = cfg.input_size + NUM_CLASSES
+    _check_truncated_normal("embed", model.embed.weight, TRUNC / math.sqrt(fan_in))
+    _check_truncated_normal("head", model.head.weight, TRUNC / math.sqrt(cfg.width))
+    _check_truncated_normal("pos", model.pos, TRUNC * 0.1)
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            assert torch.equal(p, torch.zeros_like(p)), name  # LayerNorm offsets included
+    assert torch.equal(model.ln_final.weight, torch.ones_like(model.ln_final.weight))
+
+
+def test_mlp_gelu_is_the_tanh_approximation():
+    """jax.nn.gelu defaults to approximate=True, which the authors' DenseBlock calls."""
+    gelu = tiny_model().blocks[0].mlp[1]
+    x = torch.linspace(-6, 6, 1201, dtype=torch.float64)
+    tanh_form = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    assert torch.allclose(gelu(x), tanh_form, atol=1e-12, rtol=0)
+    exact = 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+    assert (gelu(x) - exact).abs().max() > 1e-4  # the erf form would fail the first check
+
+
 def test_cpu_autocast_runs_projections_in_bf16_and_attention_in_fp32(monkeypatch):
     """train's `amp_cpu`: bf16 matmuls, but CPU flash attention stays fp32 (faster there)."""
     model = tiny_model()

@@ -1,6 +1,17 @@
 """Decoder-only causal Transformer with the authors' code defaults (docs/paper.md#transformer):
-pre-LayerNorm blocks, final LayerNorm, learned positions, MLP 4x with GELU, no dropout.
-Attention width is heads x key_size, independent of the model width."""
+pre-LayerNorm blocks, final LayerNorm, learned positions, MLP 4x with GELU (tanh approximation,
+JAX's default), no dropout. Attention width is heads x key_size, independent of the model width.
+
+Initialisation follows the authors' Haiku code (learned_optimization, research/data_driven:
+transformer.py and models.py) scale for scale:
+- attention projections (query, key, value, output) and both MLP layers: Haiku's
+  VarianceScaling(2 / layers), fan-in mode, truncated normal: std sqrt(2 / (layers x fan_in))
+  after truncation at +-2 standard deviations; zero biases;
+- input embedding and output head: Haiku's Linear default, a unit normal truncated at +-2 times
+  1/sqrt(fan_in) (std 0.88/sqrt(fan_in) after truncation); zero biases;
+- positional embeddings: Haiku's TruncatedNormal(0.1) (std 0.088 after truncation);
+- LayerNorm: scale 1, offset 0, eps 1e-5 (Haiku's and torch's defaults).
+tests/test_model.py pins every scale."""
 
 from __future__ import annotations
 
@@ -26,10 +37,25 @@ class TransformerConfig:
     pos_init_std: float = 0.1
 
 
-def _init_linear(layer: nn.Linear) -> None:
-    """Truncated normal with std 1/sqrt(fan_in) and zero bias (Haiku's Linear default)."""
-    std = 1.0 / math.sqrt(layer.in_features)
-    nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+# Standard deviation of a unit normal truncated to [-2, 2] (Haiku's correction constant).
+TRUNCATED_UNIT_STD = 0.87962566103423978
+
+
+def _truncated_normal_(w: torch.Tensor, scale: float) -> None:
+    """A unit normal truncated to [-2, 2], times `scale` (Haiku's TruncatedNormal(scale))."""
+    nn.init.trunc_normal_(w, std=scale, a=-2 * scale, b=2 * scale)
+
+
+def _init_linear(layer: nn.Linear, variance_scale: float | None = None) -> None:
+    """Zero bias; weights as Haiku's Linear default (variance_scale None: truncated normal
+    with scale 1/sqrt(fan_in)) or as Haiku's VarianceScaling(variance_scale) in fan-in mode
+    (scale corrected for the truncation, so the std is sqrt(variance_scale / fan_in))."""
+    fan_in = layer.in_features
+    if variance_scale is None:
+        scale = 1.0 / math.sqrt(fan_in)
+    else:
+        scale = math.sqrt(variance_scale / fan_in) / TRUNCATED_UNIT_STD
+    _truncated_normal_(layer.weight, scale)
     nn.init.zeros_(layer.bias)
 
 
@@ -63,7 +89,7 @@ class Block(nn.Module):
         self.ln_mlp = nn.LayerNorm(cfg.width)
         self.mlp = nn.Sequential(
             nn.Linear(cfg.width, cfg.mlp_ratio * cfg.width),
-            nn.GELU(),
+            nn.GELU(approximate="tanh"),  # jax.nn.gelu's default
             nn.Linear(cfg.mlp_ratio * cfg.width, cfg.width),
         )
 
@@ -78,15 +104,16 @@ class Transformer(nn.Module):
         self.cfg = cfg
         self.embed = nn.Linear(cfg.input_size + NUM_CLASSES, cfg.width)
         self.pos = nn.Parameter(torch.empty(cfg.seq_len, cfg.width))
-        nn.init.trunc_normal_(
-            self.pos, std=cfg.pos_init_std, a=-2 * cfg.pos_init_std, b=2 * cfg.pos_init_std
-        )
+        _truncated_normal_(self.pos, cfg.pos_init_std)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_final = nn.LayerNorm(cfg.width)
         self.head = nn.Linear(cfg.width, NUM_CLASSES)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                _init_linear(module)
+        _init_linear(self.embed)
+        _init_linear(self.head)
+        block_scale = 2.0 / cfg.layers  # the authors' init_scale, shared by attention and MLP
+        for block in self.blocks:
+            for layer in (block.attn.qkv, block.attn.out, block.mlp[0], block.mlp[2]):
+                _init_linear(layer, block_scale)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, L, Nx + 10) -> logits (B, L, 10); position t sees tokens 0..t only."""

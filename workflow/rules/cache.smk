@@ -3,16 +3,19 @@ rule data_cache:
         status=lambda wc: dataset_files(wc.dataset)["status"],
         src=SRC["cache"],
     output:
-        "results/cache/{dataset}-r{resize}c{channels}.pt",
+        "results/cache/{dataset}-{spec}.pt",
     log:
-        "logs/cache/{dataset}-r{resize}c{channels}.log",
+        "logs/cache/{dataset}-{spec}.log",
+    wildcard_constraints:
+        spec=SPEC_TAG_PATTERN,  # gpicl.augment.PreprocessSpec.tag, e.g. r7c1, r14c3aa0
     conda:
         "../envs/gpicl.yaml"
     params:
         npz=lambda wc: dataset_files(wc.dataset)["npz"],
+        spec=lambda wc: PreprocessSpec.from_tag(wc.spec).cli_options(),
     shell:
-        "gpicl cache {wildcards.dataset} --npz {params.npz} --resize {wildcards.resize} "
-        "--channels {wildcards.channels} --out {output} > {log} 2>&1"
+        "gpicl cache {wildcards.dataset} --npz {params.npz} {params.spec} --out {output} "
+        "> {log} 2>&1"
 
 
 rule evalset:
