@@ -39,6 +39,7 @@ def per_position_stats(model, x, y, task_seed, ids, tasks_per_chunk: int = 4) ->
     T, S, L, _ = x.shape
     correct = torch.zeros(L, dtype=torch.int64)
     loss_sum = torch.zeros(L, dtype=torch.float64)
+    last = torch.zeros(T, S, dtype=torch.int64)  # outcome of each sequence's last prediction
     device = next(iter(model.parameters()), torch.empty(0)).device
     for lo in range(0, T, tasks_per_chunk):
         hi = min(T, lo + tasks_per_chunk)
@@ -46,7 +47,9 @@ def per_position_stats(model, x, y, task_seed, ids, tasks_per_chunk: int = 4) ->
         xt, yt = apply_tasks(x[lo:hi].to(device), y[lo:hi].to(device), task_seed, chunk_ids)
         logits = model(make_tokens(xt, yt).flatten(0, 1)).float()  # (B, L, 10)
         targets = yt.flatten(0, 1)
-        correct += (logits.argmax(-1) == targets).sum(0).cpu()
+        hits = (logits.argmax(-1) == targets).cpu()  # (B, L)
+        correct += hits.sum(0)
+        last[lo:hi] = hits[:, -1].view(hi - lo, S)
         loss_sum += (
             F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").sum(0).cpu().double()
         )
@@ -57,7 +60,14 @@ def per_position_stats(model, x, y, task_seed, ids, tasks_per_chunk: int = 4) ->
         "accuracy": rounded((correct.double() / n).tolist()),
         "loss": rounded((loss_sum / n).tolist()),
         "correct_last": int(correct[-1]),
+        # Per task, one '0'/'1' per sequence: what Table 1's bootstrap resamples.
+        "last_outcomes": outcome_strings(last),
     }
+
+
+def outcome_strings(outcomes: torch.Tensor) -> list[str]:
+    """(T, S) 0/1 outcomes as one string of '0'/'1' per task (compact JSON)."""
+    return ["".join("1" if v else "0" for v in row) for row in outcomes.tolist()]
 
 
 def check_inputs_agree(model_path, run_cfg, evalset_path, evalset, cache_path, cache) -> None:
@@ -120,6 +130,10 @@ def evaluate_run(
         model_size=model_size(run_cfg["model"]),
         num_tasks=run_cfg["train"]["num_tasks"],
         dataset=evalset["dataset"],
+        # "test", or "train" for a validation set drawn from the training split (Table 1's
+        # SGD learning-rate sweep chooses on it).
+        split=evalset.get("split", "test"),
+        variant=run_cfg.get("variant"),
         train_dataset=run_cfg["train_dataset"],
         seed=run_cfg["seed"],
         method=run_cfg["model"].get("type", "transformer"),

@@ -8,7 +8,8 @@ constants they are measured against; pure numpy, so figures and training share o
 - `classify_phase`, `majority_phase`: where a run ended up (the phase diagram).
 - `fit_power_law`: plateau length against batch size.
 - `equal_parameter_pairs`: configurations with equal parameters and different state (state size).
-- `bootstrap_interval`: Table 1's interval over seeds and test sequences.
+- `SequenceBootstrap`, `bootstrap_interval`, `difference_interval`: Table 1's intervals over seeds,
+  tasks and sequences, and of paired differences of rows.
 """
 
 from __future__ import annotations
@@ -266,27 +267,121 @@ def equal_parameter_pairs(
     return pairs
 
 
+def sequence_outcomes(
+    correct_last: int, num_sequences: int, last_outcomes: Sequence[str] | None = None
+) -> np.ndarray:
+    """(tasks, sequences) 0/1 outcomes of the last prediction of one evaluation: from
+    `last_outcomes` (one string of '0'/'1' per task, as `gpicl.evaluate` writes them), or, for a
+    record without them, one "task" of `num_sequences` sequences, `correct_last` of them right
+    (task resampling is then a no-op and the bootstrap reduces to seeds, then sequences)."""
+    if last_outcomes is None:
+        if not 0 <= correct_last <= num_sequences or num_sequences <= 0:
+            raise ValueError(f"need 0 <= correct ({correct_last}) <= count ({num_sequences})")
+        out = np.zeros((1, num_sequences), dtype=np.uint8)
+        out[0, :correct_last] = 1
+        return out
+    rows = [np.frombuffer(s.encode("ascii"), dtype=np.uint8) - ord("0") for s in last_outcomes]
+    if not rows or len({len(r) for r in rows}) != 1 or not len(rows[0]):
+        raise ValueError("last_outcomes: need one non-empty string per task, all of one length")
+    out = np.stack(rows)
+    if out.max() > 1:
+        raise ValueError("last_outcomes: strings of '0' and '1' only")
+    if int(out.sum()) != correct_last or out.size != num_sequences:
+        raise ValueError(
+            f"last_outcomes hold {int(out.sum())} of {out.size} correct, the record says "
+            f"{correct_last} of {num_sequences}"
+        )
+    return out
+
+
+class SequenceBootstrap:
+    """Hierarchical bootstrap of the pooled last-position accuracy over seeds, tasks and
+    sequences within task, for every row (method) of one meta-test dataset at once.
+
+    Every seed of every row is scored on the same fixed evaluation sequences (tasks x sequences,
+    `gpicl.cache.build_eval_set`), so tasks and sequences are crossed with seeds and rows, not
+    nested in them. Resample r draws `tasks` task indices with replacement, then, within each
+    drawn task, `seqs_per_task` sequence indices with replacement (numpy default_rng(seed)); the
+    draw is shared by every seed and every row, so the difference of two rows is paired (same
+    sequences, same resamples). A row's seeds are drawn with replacement too, from
+    default_rng([seed, number of seeds]): rows with as many seeds draw the same seed positions
+    (SGD rows share initial weights by seed). Statistic: the mean over drawn seeds of the
+    accuracy over drawn sequences (each seed scores as many sequences, so this is the pooled
+    accuracy). Vectorised: one (resamples, tasks, sequences) index array, reused for every row.
+    """
+
+    def __init__(
+        self,
+        tasks: int,
+        seqs_per_task: int,
+        resamples: int = BOOTSTRAP_RESAMPLES,
+        seed: int = BOOTSTRAP_SEED,
+    ):
+        self.shape = (tasks, seqs_per_task)
+        self.resamples, self.seed = resamples, seed
+        rng = np.random.default_rng(seed)
+        task_draw = rng.integers(0, tasks, size=(resamples, tasks))
+        seq_draw = rng.integers(0, seqs_per_task, size=(resamples, tasks, seqs_per_task))
+        self._flat = (task_draw[:, :, None] * seqs_per_task + seq_draw).astype(np.int32)
+
+    def statistics(self, outcomes: np.ndarray) -> np.ndarray:
+        """(resamples,) pooled accuracies of one row; outcomes (seeds, tasks, sequences) 0/1."""
+        o = np.asarray(outcomes, dtype=np.uint8)
+        if o.ndim != 3 or o.shape[1:] != self.shape or not len(o):
+            raise ValueError(f"outcomes of shape {o.shape}, need (seeds, {self.shape})")
+        n_seeds = len(o)
+        picks = np.random.default_rng([self.seed, n_seeds]).integers(
+            0, n_seeds, size=(self.resamples, n_seeds)
+        )
+        weight = (picks[:, :, None] == np.arange(n_seeds)).sum(axis=1)  # (R, seeds)
+        per_seed = np.stack(
+            [o[j].ravel()[self._flat].sum(axis=(1, 2), dtype=np.int64) for j in range(n_seeds)],
+            axis=1,
+        ) / float(o[0].size)
+        return (weight * per_seed).sum(axis=1) / n_seeds
+
+
+def percentile_interval(
+    statistics: np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """The (1 - confidence) / 2 and (1 + confidence) / 2 quantiles (numpy's linear rule)."""
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(statistics, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_interval(
-    correct: Sequence[int],
-    count: Sequence[int],
+    outcomes: np.ndarray,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     confidence: float = CONFIDENCE,
 ) -> tuple[float, float]:
-    """Percentile interval of the pooled accuracy sum(correct) / sum(count) under a hierarchical
-    bootstrap: resample the seeds (one entry per seed) with replacement, then each chosen seed's
-    test sequences with replacement, i.e. draw Binomial(count_s, correct_s / count_s) correct
-    predictions for it. Deterministic: a fresh numpy Generator seeded with `seed`."""
-    k = np.asarray(correct, dtype=np.int64)
-    n = np.asarray(count, dtype=np.int64)
-    if k.ndim != 1 or k.shape != n.shape or not len(n):
-        raise ValueError(f"bootstrap_interval: need one (correct, count) per seed, got {k}, {n}")
-    if (n <= 0).any() or (k < 0).any() or (k > n).any():
-        raise ValueError(f"bootstrap_interval: need 0 <= correct <= count, count > 0: {k}, {n}")
-    rng = np.random.default_rng(seed)
-    chosen = rng.integers(0, len(n), size=(resamples, len(n)))
-    draws = rng.binomial(n[chosen], k[chosen] / n[chosen])
-    pooled = draws.sum(axis=1) / n[chosen].sum(axis=1)
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(pooled, [tail, 100.0 - tail])
-    return float(low), float(high)
+    """Percentile interval of the pooled accuracy of one row (outcomes: seeds x tasks x
+    sequences, 0/1) under `SequenceBootstrap`. Deterministic: fresh generators from `seed`."""
+    o = np.asarray(outcomes)
+    if o.ndim != 3 or not o.size:
+        raise ValueError(f"bootstrap_interval: need (seeds, tasks, sequences) outcomes: {o.shape}")
+    boot = SequenceBootstrap(o.shape[1], o.shape[2], resamples, seed)
+    return percentile_interval(boot.statistics(o), confidence)
+
+
+def difference_interval(
+    a: np.ndarray,
+    b: np.ndarray,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float, float]:
+    """(accuracy of a - accuracy of b, interval low, high) of the paired difference of two rows
+    scored on the same sequences (`SequenceBootstrap`); resolved when the interval excludes 0."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"difference_interval: rows on different sequences {a.shape} {b.shape}")
+    boot = SequenceBootstrap(a.shape[1], a.shape[2], resamples, seed)
+    diff = boot.statistics(a) - boot.statistics(b)
+    return (float(a.mean() - b.mean()), *percentile_interval(diff, confidence))
+
+
+def resolved(low: float, high: float) -> bool:
+    """Whether an interval of a difference excludes zero."""
+    return low > 0.0 or high < 0.0

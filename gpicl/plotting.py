@@ -56,7 +56,14 @@ METHOD_LABELS: dict[str, str] = {
     "lstm": "LSTM",
     "transformer": "GPICL Transformer",
     "outer_lstm": "Outer-product LSTM",
+    "sgd_tuned": "SGD, tuned lr",
+    # Not meta-learned: gpicl.baselines.LEARNERS
+    "nearest_neighbour": "1-nearest neighbour",
+    "nearest_class_mean": "Nearest class mean",
+    "ridge": "Ridge regression",
 }
+# The reference learners (gpicl.baselines.LEARNERS, in its order), not meta-learned.
+BASELINE_METHODS = ("nearest_neighbour", "nearest_class_mean", "ridge")
 
 UNLIMITED_LOG2 = 62  # gpicl.augment.UNLIMITED_TASKS == 2**62, the "unlimited" task pool
 

@@ -91,6 +91,40 @@ def read_eval_results(
     return results
 
 
+def _check_eval_record(path: Path, record: dict, task_sets: Sequence[str]) -> None:
+    missing = [key for key in EVAL_KEYS if key not in record]
+    if missing:
+        raise ValueError(f"{path}: evaluation record lacks keys {missing}")
+    for name in task_sets:
+        if name not in record["task_sets"]:
+            raise ValueError(f"{path}: evaluation record has no task set {name!r}")
+        stats = record["task_sets"][name]
+        missing = [key for key in TASK_SET_KEYS if key not in stats]
+        if missing:
+            raise ValueError(f"{path}: task set {name!r} lacks keys {missing}")
+        if len(stats["accuracy"]) != record["sequence_length"]:
+            raise ValueError(
+                f"{path}: {name} accuracy has {len(stats['accuracy'])} positions, "
+                f"sequence_length is {record['sequence_length']}"
+            )
+
+
+def read_baseline_results(
+    paths: Iterable[str | os.PathLike], task_set: str = "unseen"
+) -> list[tuple[Path, dict[str, Any]]]:
+    """The reference learners' records (`gpicl.baselines`: one file per meta-test dataset, one
+    evaluation record per learner, seed 0), as (path, record) like read_eval_results."""
+    results = []
+    for path in map(Path, paths):
+        data = read_json(path)
+        if data.get("kind") != "baselines" or not isinstance(data.get("records"), list):
+            raise ValueError(f"{path}: not a baselines file (gpicl baselines)")
+        for record in data["records"]:
+            _check_eval_record(path, record, [task_set])
+            results.append((path, record))
+    return results
+
+
 def check_correct_last(path: Path, record: dict, task_set: str) -> None:
     """`correct_last / num_sequences` must be the last accuracy: catches a mislabelled file
     where a figure uses the counts (intervals, pooling over seeds)."""

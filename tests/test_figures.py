@@ -13,6 +13,7 @@ import pytest
 
 from gpicl.figures import (
     FIGURES,
+    compute_study,
     fig2_heatmaps,
     fig3_learning_curves,
     fig4_transitions,
@@ -26,11 +27,16 @@ from gpicl.figures import (
     table1,
 )
 from gpicl.io import read_json, write_json
-from gpicl.metrics import bootstrap_interval
+from gpicl.metrics import bootstrap_interval, sequence_outcomes
 from gpicl.plotting import new_figure, save_figure, write_csv
 from gpicl.results import load_unavailable
 
 CURRICULUM_TEXT = "exemplar-repetition curriculum (deviation"
+
+
+def counts(correct: list[int], count: list[int]) -> np.ndarray:
+    """(seeds, 1, n) outcomes of records without per-sequence outcomes (one "task" each)."""
+    return np.stack([sequence_outcomes(k, n) for k, n in zip(correct, count, strict=True)])
 
 
 def eval_file(
@@ -103,6 +109,7 @@ def table1_files(tmp_path: Path) -> list[Path]:
 
 def test_figures_registry_names_the_cli_targets():
     assert FIGURES == {
+        "compute_study": compute_study.make,
         "fig2": fig2_heatmaps.make,
         "fig3": fig3_learning_curves.make,
         "fig4": fig4_transitions.make,
@@ -193,7 +200,7 @@ def test_table1_pools_seeds_and_marks_missing_columns(tmp_path, table1_files):
     assert float(mnist["paper_accuracy"]) == pytest.approx(0.7370)
     assert mnist["status"] == "ok"
     assert mnist["tier"] == "cpu"
-    low, high = bootstrap_interval([200, 300], [384, 384])  # seeds in ascending order
+    low, high = bootstrap_interval(counts([300, 200], [384, 384]))  # seeds ascending
     assert (float(mnist["ci_low"]), float(mnist["ci_high"])) == (
         pytest.approx(low, abs=1e-6),
         pytest.approx(high, abs=1e-6),
@@ -221,7 +228,7 @@ def test_table1_pools_seeds_and_marks_missing_columns(tmp_path, table1_files):
     assert "Tier: cpu." in md
     assert "position 9 (sequence length 10)" in md
     assert "curriculum" not in md
-    assert "hierarchical percentile bootstrap over seeds and test sequences" in md
+    assert "hierarchical percentile bootstrap over seeds, tasks and sequences" in md
     assert "10,000 resamples" in md
 
 
@@ -240,7 +247,8 @@ def test_table1_shows_all_five_rows_with_only_transformer_files(tmp_path, table1
     out = tmp_path / "table1"
     table1.make(table1_files, out, unavailable={"svhn": "no mirror"})
     md = out.with_suffix(".md").read_text(encoding="utf-8")
-    table_rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")]
+    main = md.split("Intervals:")[0]
+    table_rows = [line.split("|")[1].strip() for line in main.splitlines() if line.startswith("| ")]
     assert table_rows[1:] == [
         f"{label} ({kind})"
         for label in ("SGD", "MAML", "VSML", "LSTM", "GPICL Transformer")
@@ -387,31 +395,34 @@ def test_table1_rejects_correct_last_that_disagrees_with_accuracy(tmp_path):
 
 
 def test_bootstrap_interval_contains_the_pooled_mean_and_is_deterministic():
-    correct, count = [30, 45, 38], [64, 64, 60]
-    low, high = bootstrap_interval(correct, count)
+    correct, count = [30, 45, 38], [64, 64, 64]
+    low, high = bootstrap_interval(counts(correct, count))
     assert low < sum(correct) / sum(count) < high
     assert 0.0 <= low and high <= 1.0
-    assert bootstrap_interval(correct, count) == (low, high)
+    assert bootstrap_interval(counts(correct, count)) == (low, high)
     # a fresh generator per call: the global numpy state does not matter
     np.random.seed(1)
     np.random.random(5)
-    assert bootstrap_interval(correct, count) == (low, high)
+    assert bootstrap_interval(counts(correct, count)) == (low, high)
     # a cell takes its seeds in ascending order, whatever the file order
     records = [
         {"seed": s, "tier": "cpu", "task_sets": {"unseen": {"correct_last": k, "num_sequences": n}}}
         for s, k, n in zip((2, 0, 1), correct, count, strict=True)
     ]
-    cells = [table1.pooled_cell("lstm", "mnist", r) for r in (records, records[::-1])]
+    cells = [
+        {k: v for k, v in table1.pooled_cell("lstm", "mnist", r).items() if k[0] != "_"}
+        for r in (records, records[::-1])
+    ]
     assert cells[0] == cells[1]
     assert (cells[0]["ci_low"], cells[0]["ci_high"]) == bootstrap_interval(
-        [45, 38, 30], [64, 60, 64]
+        counts([45, 38, 30], [64, 64, 64])
     )
 
 
 def test_bootstrap_interval_shrinks_as_sequences_grow():
     widths = []
     for n in (50, 500, 5000):
-        low, high = bootstrap_interval([n * 3 // 5, n * 3 // 5], [n, n])
+        low, high = bootstrap_interval(counts([n * 3 // 5, n * 3 // 5], [n, n]))
         assert low <= 0.6 <= high
         widths.append(high - low)
     assert widths[0] > widths[1] > widths[2] > 0
@@ -419,21 +430,23 @@ def test_bootstrap_interval_shrinks_as_sequences_grow():
 
 @pytest.mark.parametrize("correct", [0, 100])
 def test_bootstrap_interval_is_degenerate_for_one_certain_seed(correct):
-    assert bootstrap_interval([correct], [100]) == (correct / 100, correct / 100)
+    assert bootstrap_interval(counts([correct], [100])) == (correct / 100, correct / 100)
 
 
 def test_bootstrap_interval_widens_when_seeds_disagree():
-    agree = bootstrap_interval([60, 60, 60, 60], [100] * 4)
-    disagree = bootstrap_interval([30, 90, 40, 80], [100] * 4)
+    agree = bootstrap_interval(counts([60, 60, 60, 60], [100] * 4))
+    disagree = bootstrap_interval(counts([30, 90, 40, 80], [100] * 4))
     assert disagree[1] - disagree[0] > 2 * (agree[1] - agree[0])
     assert disagree[0] < 0.6 < disagree[1]
 
 
 def test_bootstrap_interval_rejects_bad_counts():
     with pytest.raises(ValueError):
-        bootstrap_interval([], [])
+        bootstrap_interval(np.zeros((0, 1, 1)))
     with pytest.raises(ValueError):
-        bootstrap_interval([5], [4])
+        sequence_outcomes(5, 4)
+    with pytest.raises(ValueError):
+        sequence_outcomes(2, 4, ["0110", "1"])  # tasks of different lengths
 
 
 def test_table1_names_the_tier_per_row_when_rows_differ(tmp_path, table1_files):
@@ -532,6 +545,7 @@ def test_outputs_are_byte_identical_across_processes(tmp_path, fig3_files):
         "fig3.csv",
         "table1.md",
         "table1.csv",
+        "table1_pairs.csv",
     }
     for name in results[0]:
         assert results[0][name] == results[1][name], name
@@ -551,3 +565,40 @@ def test_fig3_without_files_still_draws_empty_panels(tmp_path):
         ",".join(fig3_learning_curves.CSV_COLUMNS) + "\n"
     )
     assert "no evaluation files" in out.with_suffix(".svg").read_text(encoding="utf-8")
+
+
+def test_table1_has_not_meta_learned_rows_and_paired_differences(tmp_path, table1_files):
+    outcomes = ["1" * 30 + "0" * 2] * 8 + ["1" * 16 + "0" * 16] * 4  # 12 tasks x 32
+    correct = sum(s.count("1") for s in outcomes)
+    stats = {
+        "num_tasks": 12,
+        "num_sequences": 384,
+        "accuracy": [0.1] * 9 + [correct / 384],
+        "loss": None,
+        "correct_last": correct,
+        "last_outcomes": outcomes,
+    }
+    base = {"train_dataset": None, "dataset": "mnist", "seed": 0, "tier": "cpu"}
+    base |= {"curriculum": False, "sequence_length": 10, "split": "test"}
+    records = [
+        {**base, "run": f"baselines/{m}", "method": m, "task_sets": {"unseen": stats}}
+        for m in ("nearest_neighbour", "ridge")
+    ]
+    path = tmp_path / "baselines" / "mnist.json"
+    write_json(path, {"kind": "baselines", "dataset": "mnist", "records": records})
+    out = tmp_path / "table1"
+    table1.make(table1_files, out, baseline_files=[path])
+    rows = read_rows(out.with_suffix(".csv"))
+    nn = next(r for r in rows if r["method"] == "nearest_neighbour" and r["dataset"] == "mnist")
+    assert nn["group"] == "not meta-learned" and nn["count"] == "384"
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert md_cells(md, "| 1-nearest neighbour (not meta-learned) |")[0].startswith(
+        f"{100 * correct / 384:.2f}% ["
+    )
+    assert "| 1-nearest neighbour (paper)" not in md
+    pairs = read_rows(tmp_path / "table1_pairs.csv")
+    # identical rows: not resolved; the Transformer files lack per-sequence outcomes: no pair
+    assert [(p["method_a"], p["method_b"], p["resolved"]) for p in pairs] == [
+        ("nearest_neighbour", "ridge", "False")
+    ]
+    assert float(pairs[0]["ci_low"]) == float(pairs[0]["ci_high"]) == 0.0

@@ -2,8 +2,11 @@
 
 Two panels (meta-test on MNIST, on Fashion-MNIST), one curve per meta-training dataset: accuracy
 of the prediction at position t (after t examples) on unseen tasks, mean over seeds, band from the
-lowest to the highest seed. Reads evaluation JSON files only; writes `<prefix>.{png,svg,csv}`,
-the CSV holding exactly the numbers drawn.
+lowest to the highest seed. Dashed: the reference learners that are not meta-learned
+(`gpicl.baselines`: 1-nearest neighbour, nearest class mean, ridge), fitted at each position on
+the examples before it, on the same sequences. Reads evaluation and baseline JSON files; writes
+`<prefix>.{png,svg,csv}`, the CSV holding exactly the numbers drawn (baseline rows: train_dataset
+"none", method the learner).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from gpicl.metrics import CHANCE
 from gpicl.plotting import (
+    BASELINE_METHODS,
     CURRICULUM_NOTE,
     DATASET_LABELS,
     METHOD_LABELS,
@@ -26,13 +30,47 @@ from gpicl.plotting import (
     single_value,
     write_csv,
 )
-from gpicl.results import read_eval_results
+from gpicl.results import read_baseline_results, read_eval_results
 
 TEST_DATASETS = ("mnist", "fashion_mnist")  # panels, left to right
 TRAIN_DATASETS = ("mnist", "fashion_mnist")  # curves, in legend order
 TASK_SET = "unseen"
-CSV_COLUMNS = ("test_dataset", "train_dataset", "position", "mean", "low", "high", "n_seeds")
+CSV_COLUMNS = (
+    "test_dataset",
+    "train_dataset",
+    "method",
+    "position",
+    "mean",
+    "low",
+    "high",
+    "n_seeds",
+)
+NOT_META_TRAINED = "none"  # train_dataset of the reference learners' rows
 BAND = "band: min to max over seeds"
+
+
+def baseline_curves(baselines: list[tuple[Path, dict]]) -> list[dict]:
+    """Per (test dataset, learner, position): the reference learner's accuracy (CSV rows)."""
+    rows = []
+    for test in TEST_DATASETS:
+        for method in BASELINE_METHODS:
+            for _, r in baselines:
+                if r["dataset"] != test or r["method"] != method:
+                    continue
+                for t, acc in enumerate(r["task_sets"][TASK_SET]["accuracy"]):
+                    rows.append(
+                        {
+                            "test_dataset": test,
+                            "train_dataset": NOT_META_TRAINED,
+                            "method": method,
+                            "position": t,
+                            "mean": float(acc),
+                            "low": float(acc),
+                            "high": float(acc),
+                            "n_seeds": 1,
+                        }
+                    )
+    return rows
 
 
 def curves(results: list[tuple[Path, dict]]) -> list[dict]:
@@ -58,6 +96,7 @@ def curves(results: list[tuple[Path, dict]]) -> list[dict]:
                     {
                         "test_dataset": test,
                         "train_dataset": train,
+                        "method": group[0]["method"],
                         "position": t,
                         "mean": float(mean[t]),
                         "low": float(low[t]),
@@ -68,8 +107,13 @@ def curves(results: list[tuple[Path, dict]]) -> list[dict]:
     return rows
 
 
-def make(eval_files: Iterable[str | os.PathLike], out_prefix: str | os.PathLike) -> None:
-    """Draw Figure 3 from evaluation files; files for other meta-test datasets are ignored."""
+def make(
+    eval_files: Iterable[str | os.PathLike],
+    out_prefix: str | os.PathLike,
+    baseline_files: Iterable[str | os.PathLike] = (),
+) -> None:
+    """Draw Figure 3 from evaluation files (and the reference learners' files, dashed); files
+    for other meta-test datasets are ignored."""
     out_prefix = Path(out_prefix)
     results = [
         (path, record)
@@ -81,6 +125,13 @@ def make(eval_files: Iterable[str | os.PathLike], out_prefix: str | os.PathLike)
     method = single_value(results, "method", "fig3")
     curriculum = any(record["curriculum"] for _, record in results)
     rows = curves(results)
+    baselines = [
+        (path, record)
+        for path, record in read_baseline_results(baseline_files, TASK_SET)
+        if record["dataset"] in TEST_DATASETS and record.get("split", "test") == "test"
+    ]
+    reject_duplicates(baselines, ("dataset", "method"), "fig3")
+    reference = baseline_curves(baselines)
 
     with figure_style():
         fig = new_figure(figsize=(7.0, 3.4), layout="constrained")
@@ -105,7 +156,18 @@ def make(eval_files: Iterable[str | os.PathLike], out_prefix: str | os.PathLike)
                     linewidth=0,
                 )
                 ax.plot(x, [r["mean"] for r in sel], color=colors[train], label=label)
-            ax.axhline(CHANCE, color="0.4", linestyle="--", linewidth=1.0, label="chance")
+            for i, learner in enumerate(BASELINE_METHODS):
+                sel = [r for r in reference if r["test_dataset"] == test and r["method"] == learner]
+                if sel:
+                    ax.plot(
+                        [r["position"] for r in sel],
+                        [r["mean"] for r in sel],
+                        color=f"C{len(TRAIN_DATASETS) + i}",
+                        linestyle="--",
+                        linewidth=1.0,
+                        label=f"{METHOD_LABELS[learner]} (not meta-learned)",
+                    )
+            ax.axhline(CHANCE, color="0.4", linestyle=":", linewidth=1.0, label="chance")
             if not drawn:
                 ax.text(
                     0.5,
@@ -119,7 +181,7 @@ def make(eval_files: Iterable[str | os.PathLike], out_prefix: str | os.PathLike)
             ax.set_title(f"meta-test on {DATASET_LABELS[test]}")
             ax.set_xlabel("number of examples seen")
             ax.set_ylim(0.0, 1.0)
-            ax.legend(loc="upper left")
+            ax.legend(loc="upper left", fontsize="x-small")
         axes[0].set_ylabel("accuracy on unseen tasks")
 
         name = METHOD_LABELS.get(method, method) if method else "no evaluation files"
@@ -130,4 +192,4 @@ def make(eval_files: Iterable[str | os.PathLike], out_prefix: str | os.PathLike)
         fig.suptitle("\n".join(lines))
         save_figure(fig, out_prefix)
 
-    write_csv(rows, out_prefix.with_name(out_prefix.name + ".csv"), columns=CSV_COLUMNS)
+    write_csv(rows + reference, out_prefix.with_name(out_prefix.name + ".csv"), columns=CSV_COLUMNS)

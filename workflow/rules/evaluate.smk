@@ -22,3 +22,23 @@ rule evaluate:
 rule evaluate_all:
     input:
         evaluate_targets,
+
+
+# The reference learners (not meta-learned) on one meta-test dataset's evaluation set.
+rule baselines:
+    input:
+        unpack(baselines_inputs),
+    output:
+        "results/{tier}/baselines/{test}.json",
+    log:
+        "logs/{tier}/baselines/{test}.log",
+    conda:
+        "../envs/gpicl.yaml"
+    threads: tier_threads
+    params:
+        cache=cache_option,
+        task_seed=config["task_seed"],
+    shell:
+        "gpicl baselines --evalset {input.evalset} {params.cache} --task-seed "
+        "{params.task_seed} --out {output} --tier {wildcards.tier} --threads {threads} "
+        "> {log} 2>&1"
