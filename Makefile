@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: reproduce test lint dvc-repro clean-results
+.PHONY: reproduce test lint dvc-repro clean-results ship-model
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,3 +28,9 @@ lint: $(VENV)/.installed
 ## The same pipeline through DVC (records hashes in dvc.lock).
 dvc-repro: $(VENV)/.installed
 	dvc repro
+
+## Copy the default tier's exported learner and its model card into the package (then commit).
+ship-model: $(VENV)/.installed
+	snakemake --cores all export_all
+	cp results/$$(python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['tier'])")/export/default.pt gpicl/checkpoints/default.pt
+	cp results/$$(python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['tier'])")/export/MODEL_CARD.md gpicl/checkpoints/MODEL_CARD.md
