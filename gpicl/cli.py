@@ -1,4 +1,5 @@
-"""`gpicl data|cache|evalset|train|evaluate|figure|validate|bench`: what the Snakemake rules call.
+"""`gpicl data|cache|evalset|train|evaluate|figure|validate|bench|export`: what the Snakemake rules
+call; `gpicl predict`: the meta-trained model as a classifier of CSV files.
 
 Each command does one phase for one artifact; the workflow decides which and when.
 
@@ -50,6 +51,9 @@ MAX_SEED = 2**63 - 1
 MAX_STEPS = 2**62
 MAX_MATMUL = 32768
 MAX_TIMEOUT_S = 86400.0  # data.timeout_s of params.schema.yaml
+NO_ANTIALIAS_HELP = (
+    "plain bilinear resize, as the authors' tf.image.resize (preprocess.antialias: false)"
+)
 
 RUN_CONFIG_KEYS = (
     "name",
@@ -181,6 +185,12 @@ def _test_dataset_names() -> tuple[str, ...]:
     from gpicl.cache import RANDOM_DATASET
 
     return (*_dataset_names(), RANDOM_DATASET)
+
+
+def _evalset_names() -> tuple[str, ...]:
+    from gpicl.cache import evalset_name
+
+    return (*_test_dataset_names(), *(evalset_name(d, "train") for d in _dataset_names()))
 
 
 def _figure_names() -> list[str]:
@@ -397,16 +407,19 @@ def _cmd_cache(args) -> None:
 
     _require_file(args.npz, "--npz")
     _check_output(args.out, "--out", args.npz)
-    build_data_cache(args.dataset, args.npz, PreprocessSpec(args.resize, args.channels), args.out)
+    spec = PreprocessSpec(args.resize, args.channels, antialias=not args.no_antialias)
+    build_data_cache(args.dataset, args.npz, spec, args.out)
 
 
 def _cmd_evalset(args) -> None:
     from gpicl.augment import PreprocessSpec
-    from gpicl.cache import RANDOM_DATASET, build_eval_set
+    from gpicl.cache import RANDOM_DATASET, build_eval_set, parse_evalset_name
     from gpicl.config import MAX_TENSOR_BYTES
     from gpicl.data.status import load_prepared
 
-    spec = PreprocessSpec(args.resize, args.channels)
+    dataset, split = parse_evalset_name(args.dataset)  # "<dataset>_val": the training split
+
+    spec = PreprocessSpec(args.resize, args.channels, antialias=not args.no_antialias)
     # Each option is bounded, but their product is what gets allocated: int64 indices, and
     # float32 images for the random set. Same bound as params validation.
     indices = args.tasks * args.seqs_per_task * args.seq_len * 8
@@ -428,9 +441,9 @@ def _cmd_evalset(args) -> None:
     _check_output(args.out, "--out", args.npz)
     num_test = None
     if args.dataset != RANDOM_DATASET:
-        num_test = int(load_prepared(args.dataset, args.npz)["y_test"].shape[0])
+        num_test = int(load_prepared(dataset, args.npz)[f"y_{split}"].shape[0])
     build_eval_set(
-        args.dataset,
+        dataset,
         spec,
         args.tasks,
         args.seqs_per_task,
@@ -438,6 +451,7 @@ def _cmd_evalset(args) -> None:
         args.seed,
         args.out,
         num_test=num_test,
+        split=split,
     )
 
 
@@ -481,10 +495,23 @@ def _cmd_evaluate(args) -> None:
     )
 
 
+def _cmd_baselines(args) -> None:
+    _require_file(args.evalset, "--evalset")
+    if args.cache is not None:
+        _require_file(args.cache, "--cache")
+    _check_output(args.out, "--out", args.evalset, args.cache)
+
+    from gpicl.baselines import run_baselines
+
+    run_baselines(
+        args.evalset, args.cache, args.out, args.task_seed, args.tier, threads=args.threads
+    )
+
+
 def _cmd_figure(args) -> None:
     files = {
         kind: sorted(_require_file(p, f"--{kind}") for p in getattr(args, kind) or [])
-        for kind in ("evals", "runs", "status")
+        for kind in ("evals", "runs", "status", "baselines")
     }
     files = {kind: paths for kind, paths in files.items() if paths}
     out = Path(args.out)
@@ -538,6 +565,70 @@ def _cmd_bench(args) -> None:
         print(f"wrote {args.out}")
 
 
+def _cmd_predict(args) -> None:
+    _require_file(args.context, "--context")
+    _require_file(args.query, "--query")
+    if args.model is not None:
+        _require_file(args.model, "--model")
+    _check_output(args.out, "--out", args.context, args.query, args.model)
+    from gpicl.classifier import default_checkpoint, predict_csv
+    from gpicl.repro import pick_device
+
+    model = default_checkpoint() if args.model is None else args.model  # refused when absent
+    dev = pick_device(args.device)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    done = predict_csv(
+        args.context,
+        args.query,
+        args.out,
+        label_column=args.label_column,
+        model=model,
+        n_estimators=args.n_estimators,
+        random_state=args.seed,
+        device=str(dev),
+        batch_size=args.batch_size,
+    )
+    logging.getLogger("gpicl.predict").info(
+        "%d queries in the context of %d examples (%d classes) -> %s",
+        done["queries"],
+        done["context"],
+        len(done["classes"]),
+        args.out,
+    )
+
+
+def _cmd_export(args) -> None:
+    if (args.model is None) == (not args.runs):
+        raise ValueError("give either --model or --runs (the export is chosen among them)")
+    for path in [args.model] if args.model else args.runs:
+        _require_file(path, "--model" if args.model else "--runs")
+    for path in args.evals:
+        _require_file(path, "--evals")
+    if args.card and not args.runs:
+        raise ValueError("--card needs --runs (the card reads the run's done.json)")
+    _check_output(args.out, "--out", *(args.runs or [args.model]))
+    if args.card:
+        _check_output(args.card, "--card", args.out)
+
+    from gpicl.classifier import export_model
+    from gpicl.model_card import choose_run, model_card
+
+    done = choose_run(args.runs) if args.runs else None
+    model = str(done.with_name("model.pt")) if done else args.model
+    info = export_model(model, args.out, dtype=args.dtype)
+    if args.card:
+        from gpicl.io import write_text
+
+        write_text(args.card, model_card(info, done, args.evals, args.shipped_as or args.out))
+    print(
+        f"wrote {args.out} from {model}: {info['model_type']}, {info['num_params']:,} "
+        f"parameters in {info['dtype']}, {info['bytes']:,} bytes, sha256 {info['sha256']}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpicl", description=__doc__, formatter_class=_HelpFormatter
@@ -577,14 +668,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--npz", required=True)
     p.add_argument("--resize", type=_int_in(1, MAX_RESIZE), required=True)
     p.add_argument("--channels", type=int, choices=(1, 3), required=True)
+    p.add_argument("--no-antialias", action="store_true", help=NO_ANTIALIAS_HELP)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_cache)
 
-    p = sub.add_parser("evalset", help="fixed evaluation sequences of one meta-test dataset")
-    p.add_argument("dataset", choices=_LazyChoices(_test_dataset_names), metavar="DATASET")
+    p = sub.add_parser(
+        "evalset",
+        help="fixed evaluation sequences of one meta-test dataset (<dataset>_val: a validation "
+        "set from its training split, under other unseen task ids)",
+    )
+    p.add_argument("dataset", choices=_LazyChoices(_evalset_names), metavar="DATASET")
     p.add_argument("--npz", help="prepared dataset (not needed for the synthetic random set)")
     p.add_argument("--resize", type=_int_in(1, MAX_RESIZE), required=True)
     p.add_argument("--channels", type=int, choices=(1, 3), required=True)
+    p.add_argument("--no-antialias", action="store_true", help=NO_ANTIALIAS_HELP)
     p.add_argument("--tasks", type=count, required=True)
     p.add_argument("--seqs-per-task", type=count, required=True)
     p.add_argument("--seq-len", type=_int_in(2, MAX_SEQ_LEN), required=True)
@@ -616,12 +713,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", **threads)
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser(
+        "baselines",
+        help="reference learners (1-NN, class means, ridge) on the context of each sequence",
+    )
+    p.add_argument("--evalset", required=True)
+    p.add_argument("--cache", help="data cache (not needed for the random set)")
+    p.add_argument("--task-seed", type=_int_in(0, MAX_SEED), required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--tier", required=True, choices=_LazyChoices(_tier_names), metavar="TIER")
+    p.add_argument("--threads", **threads)
+    p.set_defaults(func=_cmd_baselines)
+
     p = sub.add_parser("figure", help="draw one figure or table from result files")
     p.add_argument("name", choices=_LazyChoices(_figure_names), metavar="NAME")
     p.add_argument("--out", required=True, help="output prefix (suffixes are added)")
     p.add_argument("--evals", nargs="+", help="evaluation result JSON files")
     p.add_argument("--runs", nargs="+", help="training runs' done.json files")
     p.add_argument("--status", nargs="+", help="dataset availability records (table1)")
+    p.add_argument("--baselines", nargs="+", help="reference learners' results (gpicl baselines)")
     p.add_argument(
         "--options",
         default="{}",
@@ -664,6 +774,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-examples", type=count, default=NUM_EXAMPLES)
     p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser(
+        "predict",
+        help="classify the rows of a CSV in the context of another CSV's labelled rows "
+        "(gpicl.InContextClassifier)",
+    )
+    p.add_argument("--context", required=True, help="CSV: numeric feature columns and a label")
+    p.add_argument("--query", required=True, help="CSV: the same feature columns")
+    p.add_argument("--model", help="a run's model.pt or an export (default: the shipped one)")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--out", required=True, help="CSV: predicted label, proba_<class> columns")
+    p.add_argument("--n-estimators", type=_int_in(1, 1024), default=8, help="ensemble members")
+    p.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0)
+    p.add_argument("--batch-size", type=count, default=256, help="queries per forward pass")
+    p.add_argument("--device", **device)
+    p.add_argument("--threads", **threads)
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="a trained model as a small self-describing checkpoint")
+    p.add_argument("--model", help="a run's model.pt")
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        default=[],
+        help="done.json of candidate runs: the one with the lowest final training loss is "
+        "exported (instead of --model)",
+    )
+    p.add_argument("--evals", nargs="*", default=[], help="evaluation JSONs for the card")
+    p.add_argument("--card", help="write a model card (markdown) here; needs --runs")
+    p.add_argument("--shipped-as", help="the path the card names (default: --out)")
+    p.add_argument("--out", required=True, help="e.g. gpicl/checkpoints/default.pt")
+    p.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "float16"),
+        default="auto",
+        help="weights' precision; auto: float32 up to 1 MB, float16 above",
+    )
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -340,6 +340,10 @@ def _tier_runs(params: dict, tier: str) -> Iterator[tuple[str, dict]]:
     for i, spec in enumerate(exps["state_size"]["grids"][tier]["models"]):
         where = f"experiments.state_size.grids.{tier}.models.{i}"
         yield where, run_config(params, tier, "state_size", run_name("mnist", 0, spec=spec))
+    compute = exps["compute"]["grids"][tier]
+    for i, point in enumerate(compute["points"]):
+        where = f"experiments.compute.grids.{tier}.points.{i}"
+        yield where, run_config(params, tier, "compute", f"mnist-{point}-s0")
     for variant in exps["metaopt"]["grids"][tier]["variants"]:
         where = f"experiments.metaopt.grids.{tier}.variants.{variant}"
         yield where, run_config(params, tier, "metaopt", run_name("mnist", 0, variant=variant))
@@ -392,6 +396,23 @@ def _run_problems(cfg: dict, nx: int, processes: int) -> list[str | None]:
     return problems
 
 
+def _curriculum_problem(cfg: dict) -> str | None:
+    """A run evaluated on i.i.d. sequences must end its training on them too: a curriculum
+    still running at the last step would leave the model trained on repeated exemplars."""
+    train = cfg["train"]
+    curriculum = train.get("curriculum")
+    if not curriculum or train["steps"] == 0:
+        return None
+    ends = curriculum["hold_steps"] + curriculum["anneal_steps"]
+    if ends < train["steps"]:
+        return None
+    return (
+        f"train.curriculum reaches i.i.d. sequences at step {ends} (hold_steps + "
+        f"anneal_steps), not before the last step {train['steps']}: the run would end on "
+        "repeated exemplars while it is evaluated on i.i.d. sequences"
+    )
+
+
 def check_sizes(params: dict) -> list[str]:
     """Per tier, what schema-valid values allocate together: every tensor and model within
     MAX_TENSOR_BYTES, even when each value is within its own bound. One line per problem,
@@ -413,10 +434,12 @@ def check_sizes(params: dict) -> list[str]:
             if problem is not None:
                 found.setdefault((tier, problem), f"tiers.{tier}")
         for where, cfg in _tier_runs(params, tier):
+            if not where.startswith("experiments.metaopt"):  # the plateau study may stop early
+                found.setdefault((tier, _curriculum_problem(cfg) or ""), where)
             for problem in _run_problems(cfg, nx, t["processes"]):
                 if problem is not None:
                     found.setdefault((tier, problem), where)
-    return [f"{where}: {problem}" for (_, problem), where in found.items()]
+    return [f"{where}: {problem}" for (_, problem), where in found.items() if problem]
 
 
 def tier_settings(params: dict, tier: str | None = None) -> dict:
@@ -503,6 +526,18 @@ def parse_run_name(run: str) -> dict:
     }
 
 
+def sgd_lr_variant(lr: float) -> str:
+    """The variant name of one learning rate of Table 1's SGD sweep: "lr" and the number with
+    "." as "p" and "-" as "m" (1e-3 -> lr0p001, 3e-2 -> lr0p03, 2.5e-5 -> lr2p5em05)."""
+    return "lr" + f"{lr:g}".replace(".", "p").replace("-", "m").replace("+", "")
+
+
+def sgd_lr_variants(params: dict) -> dict[str, float]:
+    """variant name -> inner learning rate, in the order of experiments.table1.sgd_lr_sweep."""
+    sweep = params["experiments"]["table1"].get("sgd_lr_sweep") or []
+    return {sgd_lr_variant(float(lr)): float(lr) for lr in sweep}
+
+
 def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
     """Everything one training run depends on (saved as its config.json): the tier's defaults,
     overridden by what the run's name fixes (model type and size, number of tasks)."""
@@ -528,7 +563,17 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
         if parsed[field] is not None:
             model[field] = parsed[field]
     extra = {}
-    if parsed["variant"] is not None:
+    if parsed["variant"] is not None and experiment == "table1":
+        # Table 1's "SGD, tuned lr": one run per learning rate of the sweep (sgd_lr_variants).
+        sweep = sgd_lr_variants(params)
+        if kind != "sgd" or parsed["variant"] not in sweep:
+            raise ParamsError(
+                f"run {run!r}: Table 1's variants are SGD learning rates of "
+                f"experiments.table1.sgd_lr_sweep ({', '.join(sweep) or 'none'})"
+            )
+        model["inner_lr"] = sweep[parsed["variant"]]
+        extra["variant"] = parsed["variant"]
+    elif parsed["variant"] is not None:
         # Training settings of a named variant of the experiment's grid (meta-optimisation).
         grid = params["experiments"].get(experiment, {}).get("grids", {}).get(tier, {})
         variants = grid.get("variants", {})

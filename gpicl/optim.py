@@ -8,7 +8,29 @@ class.
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+
+def lr_factor(step: int, steps: int, schedule: dict | None) -> float:
+    """Multiplier of the base learning rate at 0-based `step` of a `steps`-step run.
+
+    Linear warm-up from 0 over `warmup_steps`, then `decay` (constant, linear or cosine) from 1
+    to `final_fraction` at the last step; None: a constant learning rate (the paper's).
+    """
+    if not schedule:
+        return 1.0
+    warmup = schedule["warmup_steps"]
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule["decay"] == "constant" or steps - 1 <= warmup:
+        return 1.0
+    progress = (step - warmup) / (steps - 1 - warmup)
+    final = schedule["final_fraction"]
+    if schedule["decay"] == "linear":
+        return 1.0 - (1.0 - final) * progress
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class Adam(torch.optim.Optimizer):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from gpicl.cache import RANDOM_DATASET
-from gpicl.config import run_name
+from gpicl.cache import RANDOM_DATASET, evalset_name
+from gpicl.config import run_name, sgd_lr_variants
 from gpicl.models import SIZE_FIELD
 
-EXPERIMENTS = ("fig3", "transitions", "table1", "state_size", "metaopt")
+# Figure 3's panels (gpicl.figures.fig3_learning_curves.TEST_DATASETS): their baselines are drawn.
+FIG3_PANELS = ("mnist", "fashion_mnist")
+EXPERIMENTS = ("fig3", "transitions", "table1", "state_size", "metaopt", "compute")
 METAOPT_PARTS = ("plateau", "batch", "phase", "interventions")
 
 
@@ -62,6 +64,24 @@ def table1_runs(params: dict, tier: str) -> list[str]:
     ]
 
 
+def sgd_sweep_runs(params: dict, tier: str) -> list[str]:
+    """Table 1's "SGD, tuned lr": one MNIST SGD run per (learning rate of the sweep, tier seed),
+    when the tier's Table 1 has an SGD row."""
+    if "sgd" not in params["experiments"]["table1"]["methods"][tier]:
+        return []
+    t = params["tiers"][tier]
+    size = t["methods"]["sgd"]["model"][SIZE_FIELD["sgd"]]
+    return [
+        run_name("mnist", seed, "sgd", size, variant=variant)
+        for variant in sgd_lr_variants(params)
+        for seed in t["seeds"]
+    ]
+
+
+# The validation set the SGD sweep chooses on: MNIST's training split (gpicl.cache).
+SGD_VALIDATION = evalset_name("mnist", "train")
+
+
 def state_size_runs(params: dict, tier: str) -> list[str]:
     """The state-size figure's own runs: one MNIST run per (model spec, seed) of the grid."""
     grid = params["experiments"]["state_size"]["grids"][tier]
@@ -94,14 +114,22 @@ def metaopt_runs(params: dict, tier: str, part: str) -> list[str]:
     raise ValueError(f"unknown metaopt part {part!r} (known: {', '.join(METAOPT_PARTS)})")
 
 
+def compute_runs(params: dict, tier: str) -> list[str]:
+    """The compute study's runs: one MNIST run per (point, seed); a point names a model spec
+    and a variant of training settings ("transformer64-vs8k")."""
+    grid = params["experiments"]["compute"]["grids"][tier]
+    return [f"mnist-{point}-s{seed}" for point in grid["points"] for seed in grid["seeds"]]
+
+
 def experiment_runs(params: dict, tier: str) -> dict[str, list[str]]:
     """Every training run of a tier, by experiment (no duplicates within an experiment)."""
     return {
         "fig3": fig3_runs(params, tier),
         "transitions": transitions_runs(params, tier),
-        "table1": table1_runs(params, tier),
+        "table1": table1_runs(params, tier) + sgd_sweep_runs(params, tier),
         "state_size": state_size_runs(params, tier),
         "metaopt": sorted({r for part in METAOPT_PARTS for r in metaopt_runs(params, tier, part)}),
+        "compute": compute_runs(params, tier),
     }
 
 
@@ -144,11 +172,17 @@ def cache_targets(params: dict, tier: str, available: Collection[str]) -> list[s
     """Augmentation caches of the image datasets the tier trains or tests on, and the fixed
     evaluation sets of its meta-test datasets."""
     tests = test_datasets(params, available)
-    transitions = params["experiments"]["transitions"]["test_datasets"]
+    transitions = [
+        *params["experiments"]["transitions"]["test_datasets"],
+        *params["experiments"]["compute"]["test_datasets"],
+    ]
     train = params["experiments"]["fig3"]["train_datasets"]
     images = sorted({d for d in [*train, *tests, *transitions] if d != RANDOM_DATASET})
     spec = spec_tag(params, tier)
-    evalsets = sorted({*tests, *transitions})
+    evalsets = {*tests, *transitions}
+    if sgd_sweep_runs(params, tier) and "mnist" in available:
+        evalsets.add(SGD_VALIDATION)  # the SGD sweep's validation set
+    evalsets = sorted(evalsets)
     return [f"results/cache/{d}-{spec}.pt" for d in images] + [
         f"results/{tier}/evalsets/{d}.pt" for d in evalsets
     ]
@@ -169,12 +203,28 @@ def transitions_eval_files(params: dict, tier: str) -> list[str]:
 
 
 def table1_eval_files(params: dict, tier: str, available: Collection[str]) -> list[str]:
-    """Table 1: fig3's MNIST Transformers and the other methods' runs, on every test dataset."""
+    """Table 1: fig3's MNIST Transformers and the other methods' runs, on every test dataset;
+    the SGD sweep's runs on every test dataset and on the validation set (the table reports the
+    learning rate best on validation, on the test datasets)."""
     tests = test_datasets(params, available)
     transformers = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
-    return eval_files(tier, "fig3", transformers, tests) + eval_files(
-        tier, "table1", table1_runs(params, tier), tests
+    # The sweep chooses on MNIST's training split: without MNIST data, no tuned row.
+    sweep = sgd_sweep_runs(params, tier) if "mnist" in available else []
+    return (
+        eval_files(tier, "fig3", transformers, tests)
+        + eval_files(tier, "table1", table1_runs(params, tier), tests)
+        + eval_files(tier, "table1", sweep, [*tests, SGD_VALIDATION])
     )
+
+
+def baseline_files(tier: str, tests: Collection[str]) -> list[str]:
+    """The reference learners' results (gpicl.baselines), one file per meta-test dataset."""
+    return [f"results/{tier}/baselines/{test}.json" for test in tests]
+
+
+def baseline_targets(params: dict, tier: str, available: Collection[str]) -> list[str]:
+    """Every reference learners' file of the tier: one per meta-test dataset with data."""
+    return baseline_files(tier, test_datasets(params, available))
 
 
 def state_size_eval_files(params: dict, tier: str, available: Collection[str]) -> list[str]:
@@ -191,15 +241,42 @@ def metaopt_eval_files(params: dict, tier: str) -> list[str]:
     return eval_files(tier, "metaopt", metaopt_runs(params, tier, "phase"), [test])
 
 
+def compute_eval_files(params: dict, tier: str) -> list[str]:
+    """The compute study's runs and fig3's MNIST runs (the tier's own configuration), on the
+    study's meta-test datasets."""
+    tests = params["experiments"]["compute"]["test_datasets"]
+    transformers = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+    return eval_files(tier, "compute", compute_runs(params, tier), tests) + eval_files(
+        tier, "fig3", transformers, tests
+    )
+
+
 def evaluate_targets(params: dict, tier: str, available: Collection[str]) -> list[str]:
     files = (
-        fig3_eval_files(params, tier, available)
+        compute_eval_files(params, tier)
+        + fig3_eval_files(params, tier, available)
         + transitions_eval_files(params, tier)
         + table1_eval_files(params, tier, available)
         + state_size_eval_files(params, tier, available)
         + metaopt_eval_files(params, tier)
     )
     return list(dict.fromkeys(files))  # each once, in order
+
+
+# ----------------------------------------------------------------------------- export
+EXPORT_FILES = ("default.pt", "MODEL_CARD.md")
+
+
+def export_files(tier: str) -> list[str]:
+    """The exported default learner and its model card (`gpicl export`)."""
+    return [f"results/{tier}/export/{name}" for name in EXPORT_FILES]
+
+
+def export_inputs(params: dict, tier: str, available: Collection[str]) -> dict[str, list[str]]:
+    """Candidates for the export (fig3's MNIST runs) and their evaluations for the card."""
+    transformers = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+    evals = eval_files(tier, "fig3", transformers, test_datasets(params, available))
+    return {"runs": done_files(tier, "fig3", transformers), "evals": evals}
 
 
 # ----------------------------------------------------------------------------- figures
@@ -214,10 +291,18 @@ def figure_inputs(
 ) -> dict[str, list[str]]:
     """The files a figure reads, by kind: `evals` (evaluation JSONs), `runs` (training runs'
     done.json, with log.csv and probe.csv beside it), `status` (dataset availability)."""
+    tests = test_datasets(params, available)
     if reads == "fig3":
-        return {"evals": fig3_eval_files(params, tier, available)}
+        return {
+            "evals": fig3_eval_files(params, tier, available),
+            "baselines": baseline_files(tier, [t for t in tests if t in FIG3_PANELS]),
+        }
     if reads == "table1":
-        return {"evals": table1_eval_files(params, tier, available), "status": status_files(params)}
+        return {
+            "evals": table1_eval_files(params, tier, available),
+            "status": status_files(params),
+            "baselines": baseline_files(tier, tests),
+        }
     if reads == "metrics":
         runs = {"fig3": fig3_runs(params, tier), "table1": table1_runs(params, tier)}
         return {
@@ -227,6 +312,13 @@ def figure_inputs(
         }
     if reads == "transitions":
         return {"evals": transitions_eval_files(params, tier)}
+    if reads == "compute":
+        transformers = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+        return {
+            "evals": compute_eval_files(params, tier),
+            "runs": done_files(tier, "compute", compute_runs(params, tier))
+            + done_files(tier, "fig3", transformers),
+        }
     if reads == "state_size":
         return {"evals": state_size_eval_files(params, tier, available)}
     if reads == "metaopt_phase":

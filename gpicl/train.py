@@ -29,6 +29,7 @@ from gpicl.augment import (
     PreprocessSpec,
     apply_tasks,
     curriculum_examples,
+    distinct_indices,
     make_tokens,
     sample_training_batch,
     step_generator,
@@ -45,7 +46,7 @@ from gpicl.io import (
 )
 from gpicl.metrics import plateau_length
 from gpicl.models import build_model
-from gpicl.optim import Adam
+from gpicl.optim import Adam, lr_factor
 from gpicl.repro import device_name, peak_memory_mb, pick_device, set_determinism
 from gpicl.results import LOG_COLUMNS, PROBE_COLUMNS  # the formats figures read back
 
@@ -128,7 +129,8 @@ def probe_sequences(cache: dict, seq_len: int, task_seed: int) -> tuple[torch.Te
     tokens and targets, for watching in-context learning during training (`probe_every`)."""
     x_test, y_test = cache["x_test"], cache["y_test"]
     gen = torch.Generator().manual_seed(task_seed)  # the same probe for every run
-    idx = torch.randint(0, x_test.shape[0], (PROBE_TASKS, PROBE_SEQS, seq_len), generator=gen)
+    rows = PROBE_TASKS * PROBE_SEQS  # without replacement, as the evaluation sets
+    idx = distinct_indices(x_test.shape[0], rows, seq_len, gen).view(PROBE_TASKS, PROBE_SEQS, -1)
     idx = idx.to(x_test.device)
     x, y = x_test[idx], y_test[idx]
     unseen = -torch.arange(1, PROBE_TASKS + 1, device=x.device)
@@ -191,9 +193,10 @@ def _drain(pending: list, rows: list, name: str, last_checkpoint: int) -> None:
 
 
 def _save_checkpoint(
-    path: Path, model, optimizer, step: int, rows: list, probe: list, fingerprint: dict
+    path: Path, model, optimizer, step: int, rows: list, probe: list, fingerprint: dict, spent
 ) -> None:
     state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    state["spent"] = spent.total()  # compute so far, for timing.json after a resume
     save_torch({**state, "log": rows, "probe": probe, "fingerprint": fingerprint}, path)
 
 
@@ -226,10 +229,29 @@ def _write_log(run_dir: Path, rows: list, probe: list) -> None:
     write_text(run_dir / "probe.csv", "\n".join(lines) + "\n")
 
 
-def _timing(dev: torch.device, seconds: float, steps: int) -> dict:
+class ComputeSpent:
+    """Wall and process-CPU seconds of training, summed over every call that trained the run
+    (a resumed run adds to what its checkpoint recorded). CPU seconds count every thread of
+    the process, so they measure compute even when other jobs share the cores."""
+
+    def __init__(self, before: dict | None = None):
+        self.before = dict(before or {"wall_s": 0.0, "cpu_s": 0.0})
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def this_call(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall0, time.process_time() - self.cpu0
+
+    def total(self) -> dict:
+        wall, cpu = self.this_call()
+        return {"wall_s": self.before["wall_s"] + wall, "cpu_s": self.before["cpu_s"] + cpu}
+
+
+def _timing(dev: torch.device, spent: ComputeSpent, steps: int) -> dict:
     """Wall time and peak memory of this call (resident set on CPU, allocator peak on CUDA),
-    probed as gpicl.bench does."""
+    probed as gpicl.bench does, and the run's compute over all calls."""
     peak_mb, _ = peak_memory_mb(dev)
+    seconds, _ = spent.this_call()
+    total = spent.total()
     return {
         "device": device_name(dev),
         "threads": torch.get_num_threads(),
@@ -237,6 +259,8 @@ def _timing(dev: torch.device, seconds: float, steps: int) -> dict:
         "steps_this_call": steps,
         "steps_per_second": round(steps / max(seconds, 1e-9), 3),
         "peak_memory_mb": round(peak_mb, 1),
+        "wall_seconds_total": round(total["wall_s"], 2),
+        "cpu_seconds_total": round(total["cpu_s"], 2),
     }
 
 
@@ -291,7 +315,7 @@ def train(
         )
         net = DistributedDataParallel(model) if world > 1 else model
 
-    start, rows, probe = 0, [], []
+    start, rows, probe, spent_before = 0, [], [], None
     if not lead:  # rank 0 read (and judged) it above; the others read what it kept
         ckpt = load_torch(ckpt_path, map_location=dev) if ckpt_path.exists() else None
     if ckpt is not None:
@@ -299,6 +323,7 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         start, rows = ckpt["step"], [tuple(r) for r in ckpt["log"]]
         probe = [tuple(r) for r in ckpt.get("probe", [])]
+        spent_before = ckpt.get("spent")
     probe_every = tcfg.get("probe_every", 0)
     probes = probe_sequences(cache, spec.seq_len, run_cfg["task_seed"]) if probe_every else None
 
@@ -308,7 +333,7 @@ def train(
     every = tcfg["checkpoint_every"]
     pending: list = []  # per-step stats stay on the device until read back (no per-step sync)
     last_checkpoint = start
-    t0 = time.perf_counter()
+    spent = ComputeSpent(spent_before)
     bar = tqdm(
         total=steps,
         initial=start,
@@ -328,6 +353,9 @@ def train(
                 curriculum["anneal_steps"],
                 x_train.shape[0],
             )
+        if optimizer is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = tcfg["lr"] * lr_factor(step, steps, tcfg.get("lr_schedule"))
         gen = step_generator(run_cfg["seed"], step, dev)
         stats = training_step(
             net,
@@ -350,12 +378,11 @@ def train(
             _drain(pending, rows, run_cfg["name"], last_checkpoint)
             bar.set_postfix(loss=f"{rows[-1][1]:.4f}", acc=f"{rows[-1][2]:.3f}")
         if at_checkpoint and lead:
-            _save_checkpoint(ckpt_path, model, optimizer, step + 1, rows, probe, fingerprint)
+            _save_checkpoint(ckpt_path, model, optimizer, step + 1, rows, probe, fingerprint, spent)
             _write_log(run_dir, rows, probe)
         if at_checkpoint:
             last_checkpoint = step + 1
     bar.close()
-    seconds = time.perf_counter() - t0
     summary = {"steps_done": end, "finished": end == steps}
     if world > 1:
         dist.barrier()
@@ -393,5 +420,5 @@ def train(
         )
         write_json(run_dir / "done.json", summary)
     # Machine-dependent numbers stay out of done.json so that results are byte-identical.
-    write_json(run_dir / "timing.json", _timing(dev, seconds, end - start))
+    write_json(run_dir / "timing.json", _timing(dev, spent, end - start))
     return summary

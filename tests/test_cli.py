@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -408,6 +409,7 @@ def test_version_names_the_package(capsys):
 
 def test_every_subcommand_help_shows_defaults_and_choices(capsys):
     commands = ["validate", "data", "cache", "evalset", "train", "evaluate", "figure", "bench"]
+    commands += ["predict", "export", "baselines"]
     helps = {}
     for command in commands:
         with pytest.raises(SystemExit) as info:
@@ -429,3 +431,125 @@ def test_every_subcommand_help_shows_defaults_and_choices(capsys):
             if action.option_strings and action.default is not argparse.SUPPRESS:
                 shown = formatter._get_help_string(action)
                 assert "(default: " in shown or "(required)" in shown, (command, action.dest)
+
+
+# --------------------------------------------------------------------------- predict, export
+def _write_csv(path, rows, header="f1,f2,label"):
+    path.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.fixture
+def predict_files(tmp_path) -> dict[str, str]:
+    """A tiny model, a context CSV (two features, string labels), a query CSV and faulty ones."""
+    from tests.test_classifier import write_model
+
+    context = [(0.1 * i, (-1) ** i, "ab"[i % 2]) for i in range(10)]
+    save_torch({"model": {}, "config": {}}, tmp_path / "x.pt")
+    return {
+        "MODEL": write_model(tmp_path / "model.pt"),
+        "NOTMODEL": str(tmp_path / "x.pt"),
+        "CTX": _write_csv(tmp_path / "ctx.csv", context),
+        "QUERY": _write_csv(tmp_path / "q.csv", [(0.5, 1), (0.2, -1), (3, 0)], "f1,f2"),
+        "QLABEL": _write_csv(tmp_path / "ql.csv", [(0.5, 1, "a")]),
+        "TEXT": _write_csv(tmp_path / "text.csv", [("x", 1, "a"), ("y", 2, "b")]),
+        "HOLE": _write_csv(tmp_path / "hole.csv", [(1, "", "a"), (2, 3, "b")]),
+        "NOLABEL": _write_csv(tmp_path / "nolabel.csv", [(1, 2, "a"), (2, 3, "b")], "f1,f2,y"),
+        "ONECLASS": _write_csv(tmp_path / "one.csv", [(1, 2, "a"), (2, 3, "a")]),
+        "EMPTYCSV": _write_csv(tmp_path / "empty.csv", []),
+        "QOTHER": _write_csv(tmp_path / "qo.csv", [(1, 2)], "f1,f3"),
+        "DIR": str(tmp_path),
+        "OUT": str(tmp_path / "out" / "pred.csv"),
+    }
+
+
+PREDICT = ["predict", "--model", "MODEL", "--context", "CTX", "--query", "QUERY", "--out", "OUT"]
+PREDICT_CASES = [
+    ("no-context", ["--context", "DIR/nosuch.csv"], USAGE, "nosuch.csv: no such file"),
+    ("query-is-dir", ["--query", "DIR"], USAGE, "is a folder, not a file"),
+    ("out-is-input", ["--out", "CTX"], USAGE, "ctx.csv: is also an input"),
+    ("not-a-model", ["--model", "NOTMODEL"], USAGE, "not a trained model"),
+    ("text-feature", ["--context", "TEXT"], USAGE, "must be numeric; not: f1"),
+    ("missing-value", ["--context", "HOLE"], USAGE, "column 'f2' has a missing"),
+    ("no-label-column", ["--context", "NOLABEL"], USAGE, "no label column 'label'"),
+    ("one-class", ["--context", "ONECLASS"], USAGE, "1 class"),
+    ("empty-csv", ["--context", "EMPTYCSV"], USAGE, "no rows"),
+    ("query-columns", ["--query", "QOTHER"], USAGE, "lacks f2; has columns not in the context"),
+    ("zero-members", ["--n-estimators", "0"], USAGE, "--n-estimators"),
+    ("device", ["--device", "cuda"], USAGE, "CUDA"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "needle"), [c[1:] for c in PREDICT_CASES], ids=[c[0] for c in PREDICT_CASES]
+)
+def test_predict_misuse_is_refused_before_writing(
+    change, code, needle, predict_files, capsys, monkeypatch
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("GPICL_TRACEBACK", raising=False)
+    argv = list(PREDICT)
+    for flag, value in zip(change[::2], change[1::2], strict=True):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([_resolve(a, predict_files) for a in argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == code, err
+    assert needle in err and "Traceback" not in err
+    assert not (Path(predict_files["DIR"]) / "out").exists()
+
+
+def test_predict_writes_labels_and_class_probabilities(predict_files):
+    import pandas as pd
+
+    for query in ("QUERY", "QLABEL"):  # a label column in the query is ignored
+        argv = [_resolve(a, predict_files) for a in PREDICT]
+        argv[argv.index("--query") + 1] = predict_files[query]
+        cli.main([*argv, "--device", "cpu", "--threads", "1"])
+        out = pd.read_csv(predict_files["OUT"])
+        assert list(out.columns) == ["label", "proba_a", "proba_b"]
+        assert set(out["label"]) <= {"a", "b"}
+        assert ((out["proba_a"] + out["proba_b"] - 1).abs() < 1e-5).all()
+    assert len(out) == 1
+
+
+def test_missing_default_model_names_the_command_that_makes_it(predict_files, capsys, monkeypatch):
+    from gpicl import classifier
+
+    def absent():
+        raise FileNotFoundError("no default checkpoint; gpicl export")
+
+    monkeypatch.setattr(classifier, "default_checkpoint", absent)
+    argv = [_resolve(a, predict_files) for a in PREDICT[3:]]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["predict", *argv])
+    assert exit_info.value.code == USAGE
+    assert "gpicl export" in capsys.readouterr().err
+
+
+def test_export_twice_gives_the_same_bytes(predict_files, tmp_path, capsys):
+    for name in ("a.pt", "b.pt"):
+        cli.main(["export", "--model", predict_files["MODEL"], "--out", str(tmp_path / name)])
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert "float32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--model", "NOTMODEL", "--out", "OUT"], "not a trained model"),
+        (["--model", "MODEL", "--out", "MODEL"], "is also an input"),
+        (["--model", "DIR/nosuch.pt", "--out", "OUT"], "no such file"),
+        (["--model", "MODEL", "--out", "OUT", "--dtype", "int8"], "--dtype"),
+    ],
+    ids=["not-a-model", "out-is-model", "no-model", "dtype"],
+)
+def test_export_misuse_is_refused_before_writing(argv, needle, predict_files, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["export", *[_resolve(a, predict_files) for a in argv]])
+    assert exit_info.value.code == USAGE
+    assert _resolve(needle, predict_files) in capsys.readouterr().err
+    assert not (Path(predict_files["DIR"]) / "out").exists()

@@ -249,7 +249,8 @@ def test_paper_tier_carries_the_authors_defaults(repo_params):
     assert train["lr"] == 1e-3 and train["steps"] == 50_000
     assert train["eps"] == 1e-8 and train["eps_root"] == 1e-8
     assert train["bias_fraction"] == 0.0 and train["curriculum"] is None
-    assert paper["preprocess"] == {"resize": 14, "channels": 1}
+    # data.py: 14x14, channel_expand (grayscale -> 3 channels), tf.image.resize (no antialias).
+    assert paper["preprocess"] == {"resize": 14, "channels": 3, "antialias": False}
     assert (paper["eval"]["tasks"], paper["eval"]["seqs_per_task"]) == (32, 128)
 
 
@@ -284,7 +285,11 @@ def test_run_name_overrides_model_and_task_count(params):
 
 def test_preprocess_spec_from_tier(repo_params):
     spec = preprocess_spec(repo_params["tiers"]["paper"])
-    assert spec.input_size == 196 and spec.tag == "r14c1"
+    assert spec.input_size == 14 * 14 * 3 and spec.channels == 3 and not spec.antialias
+    assert spec.tag == "r14c3aa0"
+    for tier in ("cpu", "ci"):  # disclosed: 1 channel (luminance), antialiased, as before
+        spec = preprocess_spec(repo_params["tiers"][tier])
+        assert spec.channels == 1 and spec.antialias and spec.tag == f"r{spec.resize}c1"
 
 
 def test_run_name_of_other_methods_takes_the_tier_method_block(params):

@@ -32,8 +32,9 @@ COPY_IGNORE = shutil.ignore_patterns(
     ".ruff_cache",
     "*.egg-info",
 )
-# Machine-dependent by design (wall-clock timings), kept out of the comparison.
-NOT_COMPARED = {"timing.json"}
+# Machine-dependent by design (measured timings, and the figure that plots them), kept out of
+# the comparison.
+NOT_COMPARED = {"timing.json", "compute_study.png", "compute_study.svg", "compute_study.csv"}
 
 
 def _copy_repo(dest: Path, downloads: Path) -> Path:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from gpicl import targets
+from gpicl.cache import parse_evalset_name
 from gpicl.config import load_params, parse_run_name, run_config
 from gpicl.figures.registry import REGISTRY, figure_options
 
@@ -39,6 +40,7 @@ def test_every_run_name_parses_back_and_resolves_to_a_config(tier):
 def test_every_file_a_figure_reads_is_produced_by_some_rule(tier, available):
     produced = set(targets.train_targets(PARAMS, tier))
     produced |= set(targets.evaluate_targets(PARAMS, tier, available))
+    produced |= set(targets.baseline_targets(PARAMS, tier, available))
     produced |= {f"resources/datasets/{d}.status.json" for d in targets.datasets_needed(PARAMS)}
     evalsets = set(targets.cache_targets(PARAMS, tier, available))
     spec = targets.spec_tag(PARAMS, tier)
@@ -55,8 +57,9 @@ def test_every_file_a_figure_reads_is_produced_by_some_rule(tier, available):
         ).groups()
         assert run in targets.experiment_runs(PARAMS, tier)[experiment], path
         assert f"results/{tier}/evalsets/{test}.pt" in evalsets, path
-        if test != "random":
-            assert f"results/cache/{test}-{spec}.pt" in evalsets, path
+        dataset, _ = parse_evalset_name(test)  # mnist_val: MNIST's validation set
+        if dataset != "random":
+            assert f"results/cache/{dataset}-{spec}.pt" in evalsets, path
 
 
 def test_unavailable_datasets_are_left_out_but_random_never_is():

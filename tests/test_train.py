@@ -74,7 +74,7 @@ def run_config(**train_overrides) -> dict:
         "train_dataset": "mnist",
         "seed": 3,
         "task_seed": 11,
-        "preprocess": {"resize": 4, "channels": 1},
+        "preprocess": {"resize": 4, "channels": 1, "antialias": True},
         "model": {
             "type": "transformer",
             "width": 16,
@@ -143,8 +143,12 @@ def assert_same_run(dir_a, dir_b):
             checkpoint_every=4,
             curriculum={"start_examples": 3, "hold_steps": 1, "anneal_steps": 3},
         ),
+        dict(
+            checkpoint_every=3,
+            lr_schedule={"warmup_steps": 2, "decay": "cosine", "final_fraction": 0.1},
+        ),
     ],
-    ids=["every-step", "every-3", "curriculum"],
+    ids=["every-step", "every-3", "curriculum", "lr-schedule"],
 )
 def test_resumed_run_is_bit_identical_to_uninterrupted_run(cache_path, tmp_path, overrides):
     cfg = run_config(**overrides)
@@ -159,7 +163,11 @@ def test_resumed_run_is_bit_identical_to_uninterrupted_run(cache_path, tmp_path,
 
     assert run(copy.deepcopy(cfg), cache_path, resumed)["finished"]
     # It really resumed (a discarded checkpoint would also end bit-identical, from scratch).
-    assert read_json(resumed / "timing.json")["steps_this_call"] == 3
+    timing = read_json(resumed / "timing.json")
+    assert timing["steps_this_call"] == 3
+    # The run's compute counts both calls, not only the last one.
+    assert timing["cpu_seconds_total"] > 0
+    assert timing["wall_seconds_total"] > timing["seconds_this_call"]
     assert_same_run(straight, resumed)
     rows = log_rows(straight)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]

@@ -104,9 +104,11 @@ REGISTRY: dict[str, Figure] = {
             module="fig3_learning_curves",
             stem="fig3_learning_curves",
             reads="fig3",
+            keyword_inputs={"baselines": "baseline_files"},
             caption="Figure 3: accuracy at each position of the context on unseen tasks, per "
             "meta-training dataset (rows) and meta-test dataset (columns); band: min-max over "
-            "seeds. From the `fig3` runs' evaluations.",
+            "seeds; dashed: learners that are not meta-learned (1-NN, class means, ridge) on "
+            "the same context. From the `fig3` runs' evaluations and `gpicl baselines`.",
             plot=(".csv", "position", "mean"),
         ),
         Figure(
@@ -115,13 +117,15 @@ REGISTRY: dict[str, Figure] = {
             stem="table1",
             folder="tables",
             reads="table1",
-            outputs=(".md", ".csv"),
-            keyword_inputs={"status": "status_files"},
+            outputs=(".md", ".csv", "_pairs.csv"),
+            keyword_inputs={"status": "status_files", "baselines": "baseline_files"},
             derived=_expected_table1_columns,
             report=".csv",
             caption="Table 1: last-position accuracy on unseen tasks, meta-trained on MNIST, "
-            "for every method and meta-test dataset, with a 95% bootstrap interval and the "
-            "paper's value; datasets no source delivered read 'data not available'.",
+            "for every method and meta-test dataset (and reference learners that are not "
+            "meta-learned), with a 95% bootstrap interval over seeds, tasks and sequences, the "
+            "paper's value and which rows differ (paired intervals, _pairs.csv); datasets no "
+            "source delivered read 'data not available'.",
         ),
         Figure(
             name="metrics",
@@ -135,6 +139,21 @@ REGISTRY: dict[str, Figure] = {
             caption="Headline numbers for `dvc metrics`: Table 1's last-position accuracy on "
             "unseen tasks per method and dataset, and the final training loss and accuracy of "
             "the Figure 3 and Table 1 runs.",
+        ),
+        Figure(
+            name="compute_study",
+            module="compute_study",
+            stem="compute_study",
+            reads="compute",
+            keyword_inputs={"runs": "run_files"},
+            options=(
+                ("test_datasets", "experiments.compute.test_datasets"),
+                ("budget_cpu_minutes", "experiments.compute.budget_cpu_minutes"),
+            ),
+            caption="Accuracy on unseen tasks against training CPU-minutes per run, for the "
+            "compute study's configurations and Figure 3's own runs; the title names the best "
+            "configuration within the budget and the one Figure 3 uses. Its x positions are "
+            "measured times, so it is the one figure that differs slightly between reruns.",
         ),
         Figure(
             name="fig2",

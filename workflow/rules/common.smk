@@ -5,9 +5,10 @@ import sys
 
 
 from gpicl import targets
+from gpicl.augment import SPEC_TAG_PATTERN, PreprocessSpec
 
 # RANDOM_DATASET is synthetic: made in the cache phase, never downloaded.
-from gpicl.cache import RANDOM_DATASET
+from gpicl.cache import RANDOM_DATASET, parse_evalset_name
 from gpicl.config import run_config
 from gpicl.figures.registry import REGISTRY, figure_options
 from gpicl.data.status import discard_damaged
@@ -18,6 +19,7 @@ from gpicl.models import MODEL_SOURCES
 # Each rule depends on the code it runs, so editing that code reruns the rule (the run's own
 # model file is added per run: train_inputs, evaluate_inputs).
 SRC = {phase: list(files) for phase, files in PHASE_SOURCES.items()}
+SRC["baselines"] = ["gpicl/baselines.py", "gpicl/evaluate.py", *SRC["cache"]]
 SRC["bench"] = [
     "gpicl/bench.py",
     "gpicl/reference.py",
@@ -121,21 +123,29 @@ def dataset_files(dataset):
     }
 
 
+def evalset_dataset(wildcards):
+    """The dataset of an evaluation set ("mnist_val", a validation set: mnist)."""
+    return parse_evalset_name(wildcards.test)[0]
+
+
 def evalset_inputs(wildcards):
-    if wildcards.test == RANDOM_DATASET:
+    if evalset_dataset(wildcards) == RANDOM_DATASET:
         return {"src": SRC["cache"]}
-    return {"status": dataset_files(wildcards.test)["status"], "src": SRC["cache"]}
+    return {
+        "status": dataset_files(evalset_dataset(wildcards))["status"],
+        "src": SRC["cache"],
+    }
 
 
 def evalset_options(wildcards, input):
     t = tier_cfg(wildcards.tier)
     npz = (
-        f"--npz {dataset_files(wildcards.test)['npz']} "
-        if wildcards.test != RANDOM_DATASET
+        f"--npz {dataset_files(evalset_dataset(wildcards))['npz']} "
+        if evalset_dataset(wildcards) != RANDOM_DATASET
         else ""
     )
     return (
-        f"{npz}--resize {t['preprocess']['resize']} --channels {t['preprocess']['channels']} "
+        f"{npz}{PreprocessSpec(**t['preprocess']).cli_options()} "
         f"--tasks {t['eval']['tasks']} --seqs-per-task {t['eval']['seqs_per_task']} "
         f"--seq-len {t['train']['seq_len']} --seed {config['eval_seed']}"
     )
@@ -144,6 +154,10 @@ def evalset_options(wildcards, input):
 def model_type(wildcards):
     cfg = run_config(config, wildcards.tier, wildcards.experiment, wildcards.run)
     return cfg["model"]["type"]
+
+
+def export_inputs(wildcards):
+    return targets.export_inputs(config, wildcards.tier, available_datasets())
 
 
 def train_inputs(wildcards):
@@ -193,8 +207,18 @@ def evaluate_inputs(wildcards):
         "evalset": f"results/{wildcards.tier}/evalsets/{wildcards.test}.pt",
         "src": SRC["evaluate"] + [MODEL_SOURCES[model_type(wildcards)]],
     }
-    if wildcards.test != RANDOM_DATASET:
-        inputs["cache"] = data_cache_of(wildcards.test, wildcards.tier)
+    if evalset_dataset(wildcards) != RANDOM_DATASET:
+        inputs["cache"] = data_cache_of(evalset_dataset(wildcards), wildcards.tier)
+    return inputs
+
+
+def baselines_inputs(wildcards):
+    inputs = {
+        "evalset": f"results/{wildcards.tier}/evalsets/{wildcards.test}.pt",
+        "src": SRC["baselines"],
+    }
+    if evalset_dataset(wildcards) != RANDOM_DATASET:
+        inputs["cache"] = data_cache_of(evalset_dataset(wildcards), wildcards.tier)
     return inputs
 
 
@@ -219,7 +243,7 @@ def figure_files(wildcards, input):
     """
     return " ".join(
         f"--{kind} " + " ".join(input[kind])
-        for kind in ("evals", "runs", "status")
+        for kind in ("evals", "runs", "status", "baselines")
         if kind in input.keys() and len(input[kind])
     )
 
