@@ -509,9 +509,11 @@ def _cmd_baselines(args) -> None:
 
 
 def _cmd_figure(args) -> None:
+    from gpicl.figures.registry import INPUT_KINDS
+
     files = {
         kind: sorted(_require_file(p, f"--{kind}") for p in getattr(args, kind) or [])
-        for kind in ("evals", "runs", "status", "baselines")
+        for kind in INPUT_KINDS
     }
     files = {kind: paths for kind, paths in files.items() if paths}
     out = Path(args.out)
@@ -732,6 +734,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", nargs="+", help="training runs' done.json files")
     p.add_argument("--status", nargs="+", help="dataset availability records (table1)")
     p.add_argument("--baselines", nargs="+", help="reference learners' results (gpicl baselines)")
+    p.add_argument("--model", nargs="+", help="the exported learner (external)")
+    p.add_argument("--caches", nargs="+", help="data caches (external)")
     p.add_argument(
         "--options",
         default="{}",

@@ -546,6 +546,11 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
     train = dict(t["train"])
     model = dict(t["model"])
     kind = parsed["model"]
+    # A grid may train its runs on a smaller budget than Figure 3's (its `model`, `train`).
+    grid = params["experiments"].get(experiment, {}).get("grids", {}).get(tier, {})
+    train.update(grid.get("train", {}))
+    if kind in (None, "transformer"):
+        model.update(grid.get("model", {}))
     if kind == "mlp":
         model = {"type": "mlp", "hidden_size": parsed["size"]}
     elif kind not in (None, "transformer"):
@@ -575,7 +580,6 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
         extra["variant"] = parsed["variant"]
     elif parsed["variant"] is not None:
         # Training settings of a named variant of the experiment's grid (meta-optimisation).
-        grid = params["experiments"].get(experiment, {}).get("grids", {}).get(tier, {})
         variants = grid.get("variants", {})
         if parsed["variant"] not in variants:
             raise ParamsError(

@@ -177,7 +177,8 @@ def cache_targets(params: dict, tier: str, available: Collection[str]) -> list[s
         *params["experiments"]["compute"]["test_datasets"],
     ]
     train = params["experiments"]["fig3"]["train_datasets"]
-    images = sorted({d for d in [*train, *tests, *transitions] if d != RANDOM_DATASET})
+    external = external_image_datasets(params, available)
+    images = sorted({d for d in [*train, *tests, *transitions, *external] if d != RANDOM_DATASET})
     spec = spec_tag(params, tier)
     evalsets = {*tests, *transitions}
     if sgd_sweep_runs(params, tier) and "mnist" in available:
@@ -280,6 +281,15 @@ def export_inputs(params: dict, tier: str, available: Collection[str]) -> dict[s
 
 
 # ----------------------------------------------------------------------------- figures
+def external_image_datasets(params: dict, available: Collection[str]) -> list[str]:
+    """The external table's datasets that come from a data cache (gpicl.external: MNIST and
+    Fashion-MNIST test splits) and have data; scikit-learn's bundled ones need no file."""
+    from gpicl.external import CACHE_DATASETS
+
+    datasets = params["experiments"]["external"]["datasets"]
+    return [d for d in datasets if d in CACHE_DATASETS and d in available]
+
+
 def status_files(params: dict) -> list[str]:
     """Availability records of Table 1's meta-test datasets."""
     tests = params["experiments"]["fig3"]["test_datasets"]
@@ -290,7 +300,8 @@ def figure_inputs(
     params: dict, tier: str, available: Collection[str], reads: str
 ) -> dict[str, list[str]]:
     """The files a figure reads, by kind: `evals` (evaluation JSONs), `runs` (training runs'
-    done.json, with log.csv and probe.csv beside it), `status` (dataset availability)."""
+    done.json, with log.csv and probe.csv beside it), `status` (dataset availability),
+    `baselines` (reference learners), `model` (the exported learner), `caches` (data caches)."""
     tests = test_datasets(params, available)
     if reads == "fig3":
         return {
@@ -329,4 +340,12 @@ def figure_inputs(
     if reads.startswith("metaopt_"):
         part = reads.removeprefix("metaopt_")
         return {"runs": done_files(tier, "metaopt", metaopt_runs(params, tier, part))}
+    if reads == "external":
+        spec = spec_tag(params, tier)
+        return {
+            "model": export_files(tier)[:1],
+            "caches": [
+                f"results/cache/{d}-{spec}.pt" for d in external_image_datasets(params, available)
+            ],
+        }
     raise ValueError(f"unknown figure input set {reads!r}")

@@ -9,7 +9,14 @@ import math
 
 import pytest
 
-from gpicl.config import ParamsError, check_sizes, load_params, parse_params_file, validate_params
+from gpicl.config import (
+    ParamsError,
+    check_sizes,
+    load_params,
+    parse_params_file,
+    run_config,
+    validate_params,
+)
 from gpicl.figures import compute_study
 from gpicl.io import write_json
 from gpicl.optim import lr_factor
@@ -175,3 +182,22 @@ def test_figure_refuses_a_run_without_timings(tmp_path):
     (done.parent / "timing.json").unlink()
     with pytest.raises(FileNotFoundError, match="timing.json"):
         compute_study.make(evals, tmp_path / "x", run_files=[done], test_datasets=["mnist"])
+
+
+def test_grids_with_their_own_budget_train_on_it_and_figure3_on_the_tiers():
+    params = load_params("params.yaml")
+    tier = params["tiers"]["cpu"]
+    fig3 = run_config(params, "cpu", "fig3", "mnist-s0")
+    assert fig3["train"]["steps"] == tier["train"]["steps"]
+    assert fig3["model"]["width"] == tier["model"]["width"]
+    grids = params["experiments"]
+    sweep = run_config(params, "cpu", "transitions", "mnist-transformer16-t4-s0")
+    assert sweep["train"]["steps"] == grids["transitions"]["grids"]["cpu"]["train"]["steps"]
+    assert sweep["model"]["width"] == 16  # the run's name still decides the width
+    assert sweep["model"]["key_size"] == grids["transitions"]["grids"]["cpu"]["model"]["key_size"]
+    meta = run_config(params, "cpu", "metaopt", "mnist-vref-t10-s0")
+    assert meta["model"]["width"] == grids["metaopt"]["grids"]["cpu"]["model"]["width"]
+    assert meta["train"]["curriculum"] is None  # the plateau study trains i.i.d.
+    # A method's model is its own: a grid's Transformer settings never reach an LSTM.
+    lstm = run_config(params, "cpu", "state_size", "mnist-lstm32-s0")
+    assert "key_size" not in lstm["model"]

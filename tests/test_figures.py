@@ -14,6 +14,7 @@ import pytest
 from gpicl.figures import (
     FIGURES,
     compute_study,
+    external,
     fig2_heatmaps,
     fig3_learning_curves,
     fig4_transitions,
@@ -121,6 +122,7 @@ def test_figures_registry_names_the_cli_targets():
         "metaopt_interventions": metaopt_interventions.make,
         "metaopt_bias": metaopt_bias.make,
         "metrics": metrics.make,
+        "external": external.make,
     }
 
 

@@ -43,6 +43,7 @@ def test_every_file_a_figure_reads_is_produced_by_some_rule(tier, available):
     produced |= set(targets.baseline_targets(PARAMS, tier, available))
     produced |= {f"resources/datasets/{d}.status.json" for d in targets.datasets_needed(PARAMS)}
     evalsets = set(targets.cache_targets(PARAMS, tier, available))
+    produced |= set(targets.export_files(tier)) | evalsets
     spec = targets.spec_tag(PARAMS, tier)
     for figure in REGISTRY.values():
         files = targets.figure_inputs(PARAMS, tier, available, figure.reads)
@@ -60,6 +61,18 @@ def test_every_file_a_figure_reads_is_produced_by_some_rule(tier, available):
         dataset, _ = parse_evalset_name(test)  # mnist_val: MNIST's validation set
         if dataset != "random":
             assert f"results/cache/{dataset}-{spec}.pt" in evalsets, path
+
+
+def test_the_external_table_reads_the_export_and_the_available_caches():
+    spec = targets.spec_tag(PARAMS, "ci")
+    files = targets.figure_inputs(PARAMS, "ci", ("mnist",), "external")
+    assert files == {
+        "model": ["results/ci/export/default.pt"],
+        "caches": [f"results/cache/mnist-{spec}.pt"],
+    }
+    options = figure_options(REGISTRY["external"], PARAMS, "ci")
+    assert options["resamples"] <= 5 and len(options["context_sizes"]) == 1  # CI: 2 cores
+    assert options["seed"] == PARAMS["eval_seed"] and "digits" not in options["datasets"]
 
 
 def test_unavailable_datasets_are_left_out_but_random_never_is():
