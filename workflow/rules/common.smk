@@ -10,7 +10,7 @@ from gpicl.augment import SPEC_TAG_PATTERN, PreprocessSpec
 # RANDOM_DATASET is synthetic: made in the cache phase, never downloaded.
 from gpicl.cache import RANDOM_DATASET, parse_evalset_name
 from gpicl.config import run_config
-from gpicl.figures.registry import REGISTRY, figure_options
+from gpicl.figures.registry import INPUT_KINDS, REGISTRY, figure_options
 from gpicl.data.status import discard_damaged
 from gpicl.fingerprint import PHASE_SOURCES
 from gpicl.io import read_json, write_text
@@ -232,7 +232,7 @@ def figure_inputs(figure):
     def inputs(wildcards):
         available = available_datasets()
         files = targets.figure_inputs(config, wildcards.tier, available, figure.reads)
-        return {**files, "src": SRC["figures"]}
+        return {**files, "src": SRC["figures"] + list(figure.sources)}
 
     return inputs
 
@@ -243,7 +243,7 @@ def figure_files(wildcards, input):
     """
     return " ".join(
         f"--{kind} " + " ".join(input[kind])
-        for kind in ("evals", "runs", "status", "baselines")
+        for kind in INPUT_KINDS
         if kind in input.keys() and len(input[kind])
     )
 

@@ -16,9 +16,7 @@ for _figure in REGISTRY.values():
                         category="Figures and tables",
                         labels={"figure": _figure.name},
                     )
-                    if path.endswith(_figure.report)
-                    and not path.endswith("_pairs.csv")
-                    and not path.endswith("_fit.csv")
+                    if path == _figure.prefix("{tier}") + _figure.report
                     else path
                 )
                 for path in _figure.output_files("{tier}")
