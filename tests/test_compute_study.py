@@ -201,3 +201,14 @@ def test_grids_with_their_own_budget_train_on_it_and_figure3_on_the_tiers():
     # A method's model is its own: a grid's Transformer settings never reach an LSTM.
     lstm = run_config(params, "cpu", "state_size", "mnist-lstm32-s0")
     assert "key_size" not in lstm["model"]
+
+
+def test_sweep_figures_say_when_their_budget_is_below_figure3s():
+    from gpicl.figures.registry import REGISTRY, figure_options
+
+    params = load_params("params.yaml")
+    steps = params["experiments"]["transitions"]["grids"]["cpu"]["train"]["steps"]
+    for name in ("fig2", "fig4", "state_size"):
+        note = figure_options(REGISTRY[name], params, "cpu")["budget_note"]
+        assert f"{steps:,} steps" in note
+        assert "budget_note" not in figure_options(REGISTRY[name], params, "ci")  # no override

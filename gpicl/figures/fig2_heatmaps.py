@@ -134,7 +134,9 @@ def draw_panel(ax, rows: list[dict], rows_k: list[int], cmap, norm, empty_text: 
     return mesh
 
 
-def make(eval_files: Iterable[str | os.PathLike], out_prefix: str | os.PathLike) -> None:
+def make(
+    eval_files: Iterable[str | os.PathLike], out_prefix: str | os.PathLike, budget_note: str = ""
+) -> None:
     """Draw Figure 2 from evaluation files; other methods and cross-dataset files are ignored."""
     out_prefix = Path(out_prefix)
     results = [
@@ -197,6 +199,8 @@ def make(eval_files: Iterable[str | os.PathLike], out_prefix: str | os.PathLike)
         ]
         if curriculum:
             lines.append(CURRICULUM_NOTE)
+        if budget_note:
+            lines.append(budget_note)
         fig.suptitle("\n".join(lines))
         save_figure(fig, out_prefix)
 

@@ -185,6 +185,7 @@ def make(
     model_size: int | None = None,
     gain_threshold: float = GAIN_THRESHOLD,
     gap_threshold: float = GAP_THRESHOLD,
+    budget_note: str = "",
 ) -> None:
     """Draw Figure 4 from evaluation files; other methods, meta-training datasets, meta-test
     datasets and (with several) model widths are ignored."""
@@ -284,6 +285,8 @@ def make(
         ]
         if curriculum:
             lines.append(CURRICULUM_NOTE)
+        if budget_note:
+            lines.append(budget_note)
         fig.suptitle("\n".join(lines))
         save_figure(fig, out_prefix)
 

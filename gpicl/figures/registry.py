@@ -110,6 +110,25 @@ def _external_options(params: dict, tier: str) -> dict:
     }
 
 
+def _budget_note(experiment: str, also: str = ""):
+    """A figure over a grid that trains on its own, smaller budget says so in its title
+    (`also`: what the figure reads besides the grid's runs)."""
+
+    def derived(params: dict, tier: str) -> dict:
+        grid = params["experiments"][experiment]["grids"][tier]
+        parts = [f"{k} {v}" for k, v in sorted(grid.get("model", {}).items())]
+        train = grid.get("train", {})
+        if "steps" in train:
+            parts.insert(0, f"{train['steps']:,} steps")
+        parts += [f"{k} {v}" for k, v in sorted(train.items()) if k not in ("steps", "curriculum")]
+        if not parts:
+            return {}
+        note = f"budget of this sweep, below Figure 3's: {', '.join(parts)}"
+        return {"budget_note": note + (f"; {also}" if also else "")}
+
+    return derived
+
+
 _PLATEAU = (("**", "experiments.metaopt.plateau"),)
 _REFERENCE = {"reference_variant": "ref"}
 
@@ -174,6 +193,7 @@ REGISTRY: dict[str, Figure] = {
         ),
         Figure(
             name="fig2",
+            derived=_budget_note("transitions"),
             module="fig2_heatmaps",
             stem="fig2_heatmaps",
             reads="transitions",
@@ -182,6 +202,7 @@ REGISTRY: dict[str, Figure] = {
         ),
         Figure(
             name="fig4",
+            derived=_budget_note("transitions"),
             module="fig4_transitions",
             stem="fig4_transitions",
             reads="transitions",
@@ -191,6 +212,9 @@ REGISTRY: dict[str, Figure] = {
         ),
         Figure(
             name="state_size",
+            derived=_budget_note(
+                "state_size", "Figure 3's Transformers and Table 1's LSTMs: their own budgets"
+            ),
             module="state_size",
             stem="state_size",
             reads="state_size",

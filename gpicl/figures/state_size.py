@@ -214,6 +214,7 @@ def make(
     pair_param_tolerance: float = 0.15,
     pair_min_state_ratio: float = 4.0,
     train_dataset: str | None = None,
+    budget_note: str = "",
 ) -> None:
     """Draw accuracy vs state size and vs parameter count from evaluation files.
 
@@ -355,6 +356,8 @@ def make(
         if curriculum:
             names = ", ".join(LABELS.get(m, m) for m in curriculum)
             lines.append(f"{names}: {CURRICULUM_NOTE}")
+        if budget_note:
+            lines.append(budget_note)
         fig.suptitle("\n".join(lines))
         save_figure(fig, out_prefix)
 
