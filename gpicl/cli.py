@@ -1,5 +1,5 @@
-"""`gpicl data|cache|evalset|train|evaluate|figure|validate|bench|export`: what the Snakemake rules
-call; `gpicl predict`: the meta-trained model as a classifier of CSV files.
+"""`gpicl data|cache|evalset|train|evaluate|baselines|figure|validate|bench|export`: what the
+Snakemake rules call; `gpicl predict`: the meta-trained model as a classifier of CSV files.
 
 Each command does one phase for one artifact; the workflow decides which and when.
 
