@@ -532,9 +532,10 @@ def sgd_lr_variant(lr: float) -> str:
     return "lr" + f"{lr:g}".replace(".", "p").replace("-", "m").replace("+", "")
 
 
-def sgd_lr_variants(params: dict) -> dict[str, float]:
-    """variant name -> inner learning rate, in the order of experiments.table1.sgd_lr_sweep."""
-    sweep = params["experiments"]["table1"].get("sgd_lr_sweep") or []
+def sgd_lr_variants(params: dict, tier: str) -> dict[str, float]:
+    """variant name -> inner learning rate, in the order of experiments.table1.sgd_lr_sweep of
+    the tier."""
+    sweep = (params["experiments"]["table1"].get("sgd_lr_sweep") or {}).get(tier) or []
     return {sgd_lr_variant(float(lr)): float(lr) for lr in sweep}
 
 
@@ -570,11 +571,11 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
     extra = {}
     if parsed["variant"] is not None and experiment == "table1":
         # Table 1's "SGD, tuned lr": one run per learning rate of the sweep (sgd_lr_variants).
-        sweep = sgd_lr_variants(params)
+        sweep = sgd_lr_variants(params, tier)
         if kind != "sgd" or parsed["variant"] not in sweep:
             raise ParamsError(
                 f"run {run!r}: Table 1's variants are SGD learning rates of "
-                f"experiments.table1.sgd_lr_sweep ({', '.join(sweep) or 'none'})"
+                f"experiments.table1.sgd_lr_sweep.{tier} ({', '.join(sweep) or 'none'})"
             )
         model["inner_lr"] = sweep[parsed["variant"]]
         extra["variant"] = parsed["variant"]

@@ -73,7 +73,7 @@ def sgd_sweep_runs(params: dict, tier: str) -> list[str]:
     size = t["methods"]["sgd"]["model"][SIZE_FIELD["sgd"]]
     return [
         run_name("mnist", seed, "sgd", size, variant=variant)
-        for variant in sgd_lr_variants(params)
+        for variant in sgd_lr_variants(params, tier)
         for seed in t["seeds"]
     ]
 
