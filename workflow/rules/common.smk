@@ -160,6 +160,16 @@ def export_inputs(wildcards):
     return targets.export_inputs(config, wildcards.tier, available_datasets())
 
 
+def export_files_option(wildcards, input):
+    """`--runs ... --evals ...` for `gpicl export`; empty while the dataset checkpoint is
+    pending (Snakemake formats shell commands early, e.g. in a dry run)."""
+    return " ".join(
+        f"--{kind} " + " ".join(input[kind])
+        for kind in ("runs", "evals")
+        if kind in input.keys() and len(input[kind])
+    )
+
+
 def train_inputs(wildcards):
     cfg = run_config(config, wildcards.tier, wildcards.experiment, wildcards.run)
     return {

@@ -11,8 +11,10 @@ rule export:
         "logs/{tier}/export.log",
     conda:
         "../envs/gpicl.yaml"
+    params:
+        files=export_files_option,
     shell:
-        "gpicl export --runs {input.runs} --evals {input.evals} --out {output.model} "
+        "gpicl export {params.files} --out {output.model} "
         "--card {output.card} --shipped-as gpicl/checkpoints/default.pt > {log} 2>&1"
 
 
