@@ -365,7 +365,7 @@ def markdown(
     lines += [
         f"Ours: accuracy of the prediction at {position} on unseen tasks, pooled over seeds and "
         f"test sequences (correct / count), in brackets its {100 * CONFIDENCE:.0f}% interval over "
-        "seeds and test sequences (method below the table); n = number of sequences scored. "
+        "seeds, tasks and test sequences (method below the table); n = number of sequences scored. "
         "Paper: Kirsch et al. 2022, "
         f'Table 1 (100th prediction). "{NO_EVAL_FILE}": that method was not evaluated on that '
         f'meta-test dataset; "{NOT_AVAILABLE}": the dataset could not be had'
