@@ -33,9 +33,11 @@ COPY_IGNORE = shutil.ignore_patterns(
     "*.egg-info",
 )
 # Machine-dependent by design (measured timings, and the figure that plots them; the external
-# table's predictions per second), kept out of the comparison.
+# table's predictions per second), kept out of the comparison. checkpoint.pt carries the compute
+# spent so far (so timing.json survives a resume); its weights end in model.pt, compared here.
 NOT_COMPARED = {
     "timing.json",
+    "checkpoint.pt",
     "compute_study.png",
     "compute_study.svg",
     "compute_study.csv",
