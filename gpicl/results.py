@@ -69,21 +69,7 @@ def read_eval_results(
     results = []
     for path in map(Path, paths):
         record = read_json(path)
-        missing = [key for key in EVAL_KEYS if key not in record]
-        if missing:
-            raise ValueError(f"{path}: evaluation file lacks keys {missing}")
-        for name in (task_set, *more_task_sets):
-            if name not in record["task_sets"]:
-                raise ValueError(f"{path}: evaluation file has no task set {name!r}")
-            stats = record["task_sets"][name]
-            missing = [key for key in TASK_SET_KEYS if key not in stats]
-            if missing:
-                raise ValueError(f"{path}: task set {name!r} lacks keys {missing}")
-            if len(stats["accuracy"]) != record["sequence_length"]:
-                raise ValueError(
-                    f"{path}: {name} accuracy has {len(stats['accuracy'])} positions, "
-                    f"sequence_length is {record['sequence_length']}"
-                )
+        _check_eval_record(path, record, (task_set, *more_task_sets))
         missing = [key for key in keys if key not in record]
         if missing:
             raise ValueError(f"{path}: evaluation file lacks keys {missing}")
