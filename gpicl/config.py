@@ -396,6 +396,13 @@ def _run_problems(cfg: dict, nx: int, processes: int) -> list[str | None]:
     return problems
 
 
+def curriculum_end(train: dict) -> int:
+    """First step whose training sequences are i.i.d.: 0 without a curriculum, else
+    hold_steps + anneal_steps (gpicl.augment.curriculum_examples)."""
+    curriculum = train.get("curriculum")
+    return curriculum["hold_steps"] + curriculum["anneal_steps"] if curriculum else 0
+
+
 def _curriculum_problem(cfg: dict) -> str | None:
     """A run evaluated on i.i.d. sequences must end its training on them too: a curriculum
     still running at the last step would leave the model trained on repeated exemplars."""
@@ -403,7 +410,7 @@ def _curriculum_problem(cfg: dict) -> str | None:
     curriculum = train.get("curriculum")
     if not curriculum or train["steps"] == 0:
         return None
-    ends = curriculum["hold_steps"] + curriculum["anneal_steps"]
+    ends = curriculum_end(train)
     if ends < train["steps"]:
         return None
     return (

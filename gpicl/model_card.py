@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gpicl.config import curriculum_end
 from gpicl.io import read_json
 from gpicl.results import check_correct_last, read_eval_results
 
@@ -65,7 +66,7 @@ def model_card(info: dict, done_path: Path, eval_files: list[str | Path], shippe
         + (f", learning-rate schedule {train['lr_schedule']}" if train.get("lr_schedule") else "")
         + (
             f", exemplar-repetition curriculum until step "
-            f"{curriculum['hold_steps'] + curriculum['anneal_steps']} then i.i.d. sequences"
+            f"{curriculum_end(train)} then i.i.d. sequences"
             if curriculum
             else ", i.i.d. sequences"
         )

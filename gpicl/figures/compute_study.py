@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gpicl.config import curriculum_end
 from gpicl.io import read_json
 from gpicl.metrics import CHANCE
 from gpicl.plotting import (
@@ -56,11 +57,8 @@ CSV_COLUMNS = (
 
 
 def iid_from_step(train: dict) -> int:
-    """First step whose training sequences are i.i.d. (0 without a curriculum)."""
-    curriculum = train.get("curriculum")
-    if not curriculum:
-        return 0
-    return min(train["steps"], curriculum["hold_steps"] + curriculum["anneal_steps"])
+    """First step whose training sequences are i.i.d. (at most the run's steps)."""
+    return min(train["steps"], curriculum_end(train))
 
 
 def configuration_label(model: dict, train: dict) -> str:
