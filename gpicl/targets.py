@@ -53,13 +53,15 @@ def transitions_runs(params: dict, tier: str) -> list[str]:
     ]
 
 
-def table1_runs(params: dict, tier: str) -> list[str]:
-    """Table 1's rows besides the Transformer: one MNIST run per (method, tier seed)."""
+def table1_runs(params: dict, tier: str, trained_only: bool = False) -> list[str]:
+    """Table 1's rows besides the Transformer: one MNIST run per (method, tier seed);
+    `trained_only`: leave out methods with nothing to meta-train (SGD: 0 steps)."""
     t = params["tiers"][tier]
     methods = t["methods"]
     return [
         run_name("mnist", seed, method, methods[method]["model"][SIZE_FIELD[method]])
         for method in params["experiments"]["table1"]["methods"][tier]
+        if not (trained_only and methods[method].get("train", {}).get("steps") == 0)
         for seed in t["seeds"]
     ]
 
@@ -320,6 +322,12 @@ def figure_inputs(
             "evals": table1_eval_files(params, tier, available),
             "runs": [f for exp, names in runs.items() for f in done_files(tier, exp, names)],
             "status": status_files(params),
+        }
+    if reads == "table1_training":
+        gpicl_rows = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+        return {
+            "runs": done_files(tier, "table1", table1_runs(params, tier, trained_only=True))
+            + done_files(tier, "fig3", gpicl_rows)
         }
     if reads == "transitions":
         return {"evals": transitions_eval_files(params, tier)}

@@ -26,6 +26,7 @@ from gpicl.figures import (
     metrics,
     state_size,
     table1,
+    table1_training,
 )
 from gpicl.io import read_json, write_json
 from gpicl.metrics import bootstrap_interval, sequence_outcomes
@@ -115,6 +116,7 @@ def test_figures_registry_names_the_cli_targets():
         "fig3": fig3_learning_curves.make,
         "fig4": fig4_transitions.make,
         "table1": table1.make,
+        "table1_training": table1_training.make,
         "state_size": state_size.make,
         "metaopt_plateau": metaopt_plateau.make,
         "metaopt_batch": metaopt_batch.make,
