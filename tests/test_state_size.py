@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gpicl.cli import main
+from gpicl.config import load_params, run_config
 from gpicl.figures import FIGURES, state_size
 from gpicl.io import read_json, write_json
 
@@ -298,3 +299,16 @@ def test_cli_passes_options(tmp_path, files):
     )
     assert len(read_rows(out.with_name("state_size_pairs.csv"))) == 0
     assert len(read_rows(out.with_suffix(".csv"))) == 4
+
+
+def test_grid_budget_wins_over_the_methods_own():
+    """The state-size LSTMs train the grid's (smaller) budget, not Table 1's LSTM budget, while
+    Table 1's LSTM keeps its own."""
+    params = load_params("params.yaml")
+    grid_train = params["experiments"]["state_size"]["grids"]["cpu"]["train"]
+    lstm = run_config(params, "cpu", "state_size", "mnist-lstm32-s0")["train"]
+    assert lstm["steps"] == grid_train["steps"]
+    assert lstm["curriculum"] == grid_train["curriculum"]
+    table1_lstm = run_config(params, "cpu", "table1", "mnist-lstm128-s0")["train"]
+    assert table1_lstm["steps"] == params["tiers"]["cpu"]["methods"]["lstm"]["train"]["steps"]
+    assert table1_lstm["steps"] != grid_train["steps"]
