@@ -106,3 +106,14 @@ def test_the_figure_reads_every_meta_trained_table1_run_and_the_gpicl_rows():
         assert sorted(n for n in names if n.startswith("fig3/")) == [
             f"fig3/mnist-s{s}/done.json" for s in seeds
         ]
+
+
+def test_runs_shorter_than_the_slices_get_one_slice_per_step(tmp_path):
+    """The ci tier's runs log 20 steps: one point per step, not an error."""
+    runs = [write_run(tmp_path, "vsml", 0, np.linspace(2.3, 2.0, 20), steps=20)]
+    out = tmp_path / "out" / "table1_training"
+    table1_training.make(runs, out, slices=50)
+    with open(f"{out}.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 20
+    assert [int(r["last_step"]) for r in rows] == list(range(1, 21))

@@ -51,6 +51,11 @@ def slice_means(values: np.ndarray, slices: int) -> np.ndarray:
     return np.array([part.mean() for part in np.array_split(values, slices)])
 
 
+def slice_count(runs: list, slices: int) -> int:
+    """`slices`, or one slice per logged step for runs shorter than that (the ci tier)."""
+    return min(slices, min(len(r.log) for r in runs))
+
+
 def method_rows(method: str, runs: list, slices: int) -> list[dict]:
     """The CSV rows of one method: per slice, the mean over seeds of each run's slice mean."""
     first = runs[0]
@@ -60,6 +65,7 @@ def method_rows(method: str, runs: list, slices: int) -> list[dict]:
                 f"{method}: runs {first.name} and {run.name} differ in steps or batch; "
                 "their curves cannot be averaged"
             )
+    slices = slice_count(runs, slices)
     loss = np.mean([slice_means(r.log["loss"].to_numpy(np.float64), slices) for r in runs], 0)
     acc = np.mean([slice_means(r.log["accuracy"].to_numpy(np.float64), slices) for r in runs], 0)
     bounds = [part for part in np.array_split(first.log["step"].to_numpy(), slices)]
