@@ -173,7 +173,7 @@ def autocast_context(dev: torch.device, amp: bool, amp_cpu: bool = False):
 
     CPUs with bf16 dot products (AVX512-BF16, AMX) multiply bf16 matrices several times faster
     than fp32 (docs/measurements.md), but the change of numerics is a choice, so it is its own
-    switch, off in the cpu tier."""
+    switch (`train.amp_cpu`: on in the cpu tier, off by default)."""
     if (dev.type == "cuda" and amp) or (dev.type == "cpu" and amp_cpu):
         return torch.autocast(dev.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
