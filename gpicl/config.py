@@ -554,7 +554,11 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
     train = dict(t["train"])
     model = dict(t["model"])
     kind = parsed["model"]
+    # A grid may train its runs on a smaller budget than Figure 3's (its `model`, `train`); a
+    # method's own training settings (its recipe, e.g. the LSTM's longer run) win over the
+    # grid's, so the state-size LSTMs train as Table 1's LSTM does.
     grid = params["experiments"].get(experiment, {}).get("grids", {}).get(tier, {})
+    train.update(grid.get("train", {}))
     if kind in (None, "transformer"):
         model.update(grid.get("model", {}))
     if kind == "mlp":
@@ -568,10 +572,6 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
         train.update(method.get("train", {}))
         if kind == "sgd":
             model["init_seed"] = parsed["seed"]  # fresh networks drawn from the run's seed
-    # A grid may train its runs on a smaller budget than Figure 3's (its `model`, `train`); its
-    # `train` wins over a method's own (the state-size LSTMs train the grid's budget, not
-    # Table 1's).
-    train.update(grid.get("train", {}))
     if kind is not None:
         model[SIZE_FIELD[kind]] = parsed["size"]
     for field in ("key_size", "layers"):

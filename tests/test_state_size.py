@@ -301,14 +301,17 @@ def test_cli_passes_options(tmp_path, files):
     assert len(read_rows(out.with_suffix(".csv"))) == 4
 
 
-def test_grid_budget_wins_over_the_methods_own():
-    """The state-size LSTMs train the grid's (smaller) budget, not Table 1's LSTM budget, while
-    Table 1's LSTM keeps its own."""
+def test_a_methods_recipe_wins_over_the_grid_budget():
+    """The state-size LSTMs train with the LSTM's own recipe (Table 1's steps and curriculum:
+    at the grid's 2,000 steps they stay on the plateau), the grid's Transformers and
+    outer-product LSTMs (no recipe of their own) with the grid's budget."""
     params = load_params("params.yaml")
     grid_train = params["experiments"]["state_size"]["grids"]["cpu"]["train"]
+    recipe = params["tiers"]["cpu"]["methods"]["lstm"]["train"]
     lstm = run_config(params, "cpu", "state_size", "mnist-lstm32-s0")["train"]
-    assert lstm["steps"] == grid_train["steps"]
-    assert lstm["curriculum"] == grid_train["curriculum"]
-    table1_lstm = run_config(params, "cpu", "table1", "mnist-lstm128-s0")["train"]
-    assert table1_lstm["steps"] == params["tiers"]["cpu"]["methods"]["lstm"]["train"]["steps"]
-    assert table1_lstm["steps"] != grid_train["steps"]
+    assert lstm["steps"] == recipe["steps"] != grid_train["steps"]
+    assert lstm["curriculum"] == recipe["curriculum"]
+    for run in ("mnist-outer_lstm8-s0", "mnist-transformer32-s0"):
+        train = run_config(params, "cpu", "state_size", run)["train"]
+        assert train["steps"] == grid_train["steps"]
+        assert train["curriculum"] == grid_train["curriculum"]

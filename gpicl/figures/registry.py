@@ -223,7 +223,9 @@ REGISTRY: dict[str, Figure] = {
         Figure(
             name="state_size",
             derived=_budget_note(
-                "state_size", "Figure 3's Transformers and Table 1's LSTMs: their own budgets"
+                "state_size",
+                "Figure 3's Transformers and every LSTM (Table 1's recipe, methods.lstm): their "
+                "own budgets",
             ),
             module="state_size",
             stem="state_size",
