@@ -160,14 +160,23 @@ def test_resumed_run_is_bit_identical_to_uninterrupted_run(cache_path, tmp_path,
     assert not (resumed / "done.json").exists() and not (resumed / "model.pt").exists()
     assert load_torch(resumed / "checkpoint.pt")["step"] == 3
     assert len(log_rows(resumed)) == 3
+    # The first call's compute, made large: on a fast machine it is below timing.json's 0.01 s.
+    ckpt = load_torch(resumed / "checkpoint.pt")
+    assert ckpt["spent"]["wall_s"] > 0
+    ckpt["spent"] = {"wall_s": 100.0, "cpu_s": 50.0}
+    save_torch(ckpt, resumed / "checkpoint.pt")
 
     assert run(copy.deepcopy(cfg), cache_path, resumed)["finished"]
     # It really resumed (a discarded checkpoint would also end bit-identical, from scratch).
     timing = read_json(resumed / "timing.json")
     assert timing["steps_this_call"] == 3
     # The run's compute counts both calls, not only the last one.
-    assert timing["cpu_seconds_total"] > 0
-    assert timing["wall_seconds_total"] > timing["seconds_this_call"]
+    assert (
+        100
+        <= timing["wall_seconds_total"]
+        == pytest.approx(100 + timing["seconds_this_call"], abs=0.011)
+    )
+    assert timing["cpu_seconds_total"] >= 50
     assert_same_run(straight, resumed)
     rows = log_rows(straight)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
