@@ -403,6 +403,11 @@ def curriculum_end(train: dict) -> int:
     return curriculum["hold_steps"] + curriculum["anneal_steps"] if curriculum else 0
 
 
+def iid_from_step(train: dict) -> int:
+    """First step whose training sequences are i.i.d., at most the run's steps."""
+    return min(train["steps"], curriculum_end(train))
+
+
 def _curriculum_problem(cfg: dict) -> str | None:
     """A run evaluated on i.i.d. sequences must end its training on them too: a curriculum
     still running at the last step would leave the model trained on repeated exemplars."""

@@ -39,6 +39,11 @@ def fig3_runs(params: dict, tier: str) -> list[str]:
     ]
 
 
+def fig3_mnist_runs(params: dict, tier: str) -> list[str]:
+    """Figure 3's MNIST-trained Transformers: Table 1's GPICL row, read by several figures."""
+    return [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+
+
 def transitions_runs(params: dict, tier: str) -> list[str]:
     """Figures 2 and 4: one run per (capacity, log2 tasks, seed) of the tier's grid."""
     exp = params["experiments"]["transitions"]
@@ -210,7 +215,7 @@ def table1_eval_files(params: dict, tier: str, available: Collection[str]) -> li
     the SGD sweep's runs on every test dataset and on the validation set (the table reports the
     learning rate best on validation, on the test datasets)."""
     tests = test_datasets(params, available)
-    transformers = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+    transformers = fig3_mnist_runs(params, tier)
     # The sweep chooses on MNIST's training split: without MNIST data, no tuned row.
     sweep = sgd_sweep_runs(params, tier) if "mnist" in available else []
     return (
@@ -248,7 +253,7 @@ def compute_eval_files(params: dict, tier: str) -> list[str]:
     """The compute study's runs and fig3's MNIST runs (the tier's own configuration), on the
     study's meta-test datasets."""
     tests = params["experiments"]["compute"]["test_datasets"]
-    transformers = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+    transformers = fig3_mnist_runs(params, tier)
     return eval_files(tier, "compute", compute_runs(params, tier), tests) + eval_files(
         tier, "fig3", transformers, tests
     )
@@ -277,7 +282,7 @@ def export_files(tier: str) -> list[str]:
 
 def export_inputs(params: dict, tier: str, available: Collection[str]) -> dict[str, list[str]]:
     """Candidates for the export (fig3's MNIST runs) and their evaluations for the card."""
-    transformers = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+    transformers = fig3_mnist_runs(params, tier)
     evals = eval_files(tier, "fig3", transformers, test_datasets(params, available))
     return {"runs": done_files(tier, "fig3", transformers), "evals": evals}
 
@@ -324,15 +329,14 @@ def figure_inputs(
             "status": status_files(params),
         }
     if reads == "table1_training":
-        gpicl_rows = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
         return {
             "runs": done_files(tier, "table1", table1_runs(params, tier, trained_only=True))
-            + done_files(tier, "fig3", gpicl_rows)
+            + done_files(tier, "fig3", fig3_mnist_runs(params, tier))
         }
     if reads == "transitions":
         return {"evals": transitions_eval_files(params, tier)}
     if reads == "compute":
-        transformers = [r for r in fig3_runs(params, tier) if r.startswith("mnist-")]
+        transformers = fig3_mnist_runs(params, tier)
         return {
             "evals": compute_eval_files(params, tier),
             "runs": done_files(tier, "compute", compute_runs(params, tier))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpicl.config import curriculum_end
+from gpicl.config import iid_from_step
 from gpicl.io import read_json
 from gpicl.metrics import CHANCE
 from gpicl.plotting import (
@@ -54,11 +54,6 @@ CSV_COLUMNS = (
     "within_budget",
     "best_within_budget",
 )
-
-
-def iid_from_step(train: dict) -> int:
-    """First step whose training sequences are i.i.d. (at most the run's steps)."""
-    return min(train["steps"], curriculum_end(train))
 
 
 def configuration_label(model: dict, train: dict) -> str:

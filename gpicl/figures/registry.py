@@ -171,7 +171,7 @@ REGISTRY: dict[str, Figure] = {
             positional="runs",
             caption="Table 1's meta-training: training loss and accuracy of each meta-trained "
             "method (mean over seeds) over the fraction of its run, with chance and where each "
-            "curriculum ends; the methods' budgets are about equal in wall-clock time.",
+            "curriculum ends; each method's steps and batch in the legend.",
         ),
         Figure(
             name="metrics",

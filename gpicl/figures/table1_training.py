@@ -2,11 +2,11 @@
 
 One line per method, the mean over its seeds of the training loss (left) and accuracy (right)
 averaged over `slices` equal slices of each run's steps, against the fraction of the run done.
-The methods train for different numbers of steps on about the same wall-clock budget, so the
-x axis is the share of that budget, not steps. A dotted line marks chance (ln 10 nats, 10%) and
-a marker on each line where its curriculum ends (i.i.d. training sequences after it, as in
-evaluation). A Table 1 row at chance shows here why: stuck on the plateau from the start, or
-learned on repeated exemplars and lost it once the sequences became i.i.d.
+The methods train for different numbers of steps (on the `cpu` tier sized to about the same
+training time), so the x axis is the share of each run, not steps. A dotted line marks chance
+(ln 10 nats, 10%) and a marker on each line where its curriculum ends (i.i.d. training sequences
+after it, as in evaluation). A Table 1 row at chance shows here why: stuck on the plateau from
+the start, or learned on repeated exemplars and lost it once the sequences became i.i.d.
 
 Reads the Table 1 runs that meta-train (SGD's runs train nothing) and Figure 3's MNIST runs (the
 GPICL row); the method of a run is the model type in its config.json. Writes `<prefix>.png`,
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpicl.config import curriculum_end
+from gpicl.config import iid_from_step
 from gpicl.io import read_json
 from gpicl.metrics import CHANCE, CHANCE_LOSS
 from gpicl.plotting import METHOD_LABELS, new_figure, save_figure, write_csv
@@ -68,7 +68,7 @@ def method_rows(method: str, runs: list, slices: int) -> list[dict]:
     slices = slice_count(runs, slices)
     loss = np.mean([slice_means(r.log["loss"].to_numpy(np.float64), slices) for r in runs], 0)
     acc = np.mean([slice_means(r.log["accuracy"].to_numpy(np.float64), slices) for r in runs], 0)
-    bounds = [part for part in np.array_split(first.log["step"].to_numpy(), slices)]
+    bounds = np.array_split(first.log["step"].to_numpy(), slices)
     return [
         {
             "method": method,
@@ -76,7 +76,7 @@ def method_rows(method: str, runs: list, slices: int) -> list[dict]:
             "seeds": ";".join(str(r.seed) for r in runs),
             "steps": first.steps,
             "sequences_per_step": first.batch_size,
-            "iid_from_step": min(first.steps, curriculum_end(first.train)),
+            "iid_from_step": iid_from_step(first.train),
             "slice": i,
             "first_step": int(part[0]),
             "last_step": int(part[-1]),
@@ -130,7 +130,7 @@ def make(run_files: list[Path], out_prefix: Path, slices: int = 50) -> None:
     ax_acc.set(xlabel="fraction of the run's steps", ylabel="training accuracy (all positions)")
     ax_loss.legend(fontsize=7)
     fig.suptitle(
-        "Table 1's meta-training on MNIST, each method on about the same wall-clock budget; "
+        "Table 1's meta-training on MNIST, each method on its tier's budget (legend); "
         "dot: curriculum ends (i.i.d. after)",
         fontsize=9,
     )
