@@ -347,6 +347,16 @@ def _tier_runs(params: dict, tier: str) -> Iterator[tuple[str, dict]]:
     for variant in exps["metaopt"]["grids"][tier]["variants"]:
         where = f"experiments.metaopt.grids.{tier}.variants.{variant}"
         yield where, run_config(params, tier, "metaopt", run_name("mnist", 0, variant=variant))
+    for variant in lr_sweep_variants(params, tier):
+        where = f"experiments.table1.lr_sweep.{tier}"
+        yield where, run_config(params, tier, LR_SWEEP, run_name("mnist", 0, variant=variant))
+        for method in exps["table1"]["methods"][tier]:
+            block = t["methods"][method]
+            if block.get("train", {}).get("steps") != 0:
+                run = run_name(
+                    "mnist", 0, method, block["model"][SIZE_FIELD[method]], variant=variant
+                )
+                yield where, run_config(params, tier, LR_SWEEP, run)
 
 
 def _spec_problems(model: dict) -> list[str]:
@@ -538,9 +548,9 @@ def parse_run_name(run: str) -> dict:
     }
 
 
-def sgd_lr_variant(lr: float) -> str:
-    """The variant name of one learning rate of Table 1's SGD sweep: "lr" and the number with
-    "." as "p" and "-" as "m" (1e-3 -> lr0p001, 3e-2 -> lr0p03, 2.5e-5 -> lr2p5em05)."""
+def lr_variant(lr: float) -> str:
+    """The variant name of one learning rate of a sweep: "lr" and the number with "." as "p"
+    and "-" as "m" (1e-3 -> lr0p001, 3e-2 -> lr0p03, 2.5e-5 -> lr2p5em05)."""
     return "lr" + f"{lr:g}".replace(".", "p").replace("-", "m").replace("+", "")
 
 
@@ -548,7 +558,50 @@ def sgd_lr_variants(params: dict, tier: str) -> dict[str, float]:
     """variant name -> inner learning rate, in the order of experiments.table1.sgd_lr_sweep of
     the tier."""
     sweep = (params["experiments"]["table1"].get("sgd_lr_sweep") or {}).get(tier) or []
-    return {sgd_lr_variant(float(lr)): float(lr) for lr in sweep}
+    return {lr_variant(float(lr)): float(lr) for lr in sweep}
+
+
+# The experiment (results/<tier>/runs/<name>/) of the meta-trained rows' learning-rate sweep.
+LR_SWEEP = "lr_sweep"
+
+
+def lr_sweep_grid(params: dict, tier: str) -> dict | None:
+    """experiments.table1.lr_sweep of the tier ({fraction, lrs, seeds}), None without one."""
+    return (params["experiments"]["table1"].get("lr_sweep") or {}).get(tier)
+
+
+def lr_sweep_variants(params: dict, tier: str) -> dict[str, float]:
+    """variant name -> meta-training learning rate of the tier's sweep, in its order."""
+    grid = lr_sweep_grid(params, tier) or {}
+    return {lr_variant(float(lr)): float(lr) for lr in grid.get("lrs", [])}
+
+
+def scaled_budget(train: dict, fraction: float) -> dict:
+    """Training settings over `fraction` of the run's steps, with warm-up, curriculum and
+    checkpoints scaled alike: the short run is the long one compressed, so it too ends on
+    i.i.d. sequences after the same share of its steps (a sweep's proxy for the full run)."""
+
+    def scale(steps: int, least: int = 0) -> int:
+        return max(least, round(steps * fraction))
+
+    out = dict(train)
+    out["steps"] = scale(train["steps"], least=1)
+    out["checkpoint_every"] = min(scale(train["checkpoint_every"], least=1), out["steps"])
+    if train.get("curriculum"):
+        curriculum = train["curriculum"]
+        out["curriculum"] = {
+            **curriculum,
+            "hold_steps": scale(curriculum["hold_steps"]),
+            "anneal_steps": scale(curriculum["anneal_steps"]),
+        }
+    if train.get("lr_schedule"):
+        out["lr_schedule"] = {
+            **train["lr_schedule"],
+            "warmup_steps": scale(train["lr_schedule"]["warmup_steps"]),
+        }
+    if train.get("probe_every"):
+        out["probe_every"] = scale(train["probe_every"], least=1)
+    return out
 
 
 def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
@@ -592,6 +645,17 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
                 f"experiments.table1.sgd_lr_sweep.{tier} ({', '.join(sweep) or 'none'})"
             )
         model["inner_lr"] = sweep[parsed["variant"]]
+        extra["variant"] = parsed["variant"]
+    elif experiment == LR_SWEEP:
+        # One meta-trained Table 1 row at one learning rate of the sweep, on a shortened budget.
+        sweep, grid = lr_sweep_variants(params, tier), lr_sweep_grid(params, tier)
+        if kind == "sgd" or parsed["variant"] not in sweep:
+            raise ParamsError(
+                f"run {run!r}: the {LR_SWEEP} runs are meta-trained Table 1 rows at a learning "
+                f"rate of experiments.table1.lr_sweep.{tier}.lrs ({', '.join(sweep) or 'none'})"
+            )
+        train = scaled_budget(train, grid["fraction"])
+        train["lr"] = sweep[parsed["variant"]]
         extra["variant"] = parsed["variant"]
     elif parsed["variant"] is not None:
         # Training settings of a named variant of the experiment's grid (meta-optimisation).

@@ -261,6 +261,18 @@ def read_run(
     )
 
 
+def compute_minutes(done_path: str | os.PathLike) -> tuple[float, float]:
+    """(CPU-minutes, wall-minutes) of a finished run's training, over every call that trained
+    it (timing.json beside its done.json)."""
+    timing_path = Path(done_path).with_name("timing.json")
+    if not timing_path.is_file():
+        raise FileNotFoundError(f"{timing_path}: missing; the run's training time is unknown")
+    timing = read_json(timing_path)
+    if "cpu_seconds_total" not in timing:
+        raise ValueError(f"{timing_path}: no cpu_seconds_total (written before it was recorded)")
+    return timing["cpu_seconds_total"] / 60, timing["wall_seconds_total"] / 60
+
+
 def read_runs(
     done_paths: Iterable[str | os.PathLike],
     window: int = PLATEAU_WINDOW,

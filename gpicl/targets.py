@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from gpicl.cache import RANDOM_DATASET, evalset_name
-from gpicl.config import run_name, sgd_lr_variants
+from gpicl.config import LR_SWEEP, lr_sweep_grid, lr_sweep_variants, run_name, sgd_lr_variants
 from gpicl.models import SIZE_FIELD
 
 # Figure 3's panels (gpicl.figures.fig3_learning_curves.TEST_DATASETS): their baselines are drawn.
@@ -58,16 +58,29 @@ def transitions_runs(params: dict, tier: str) -> list[str]:
     ]
 
 
+def table1_methods(params: dict, tier: str, trained_only: bool = False) -> list[str]:
+    """Table 1's methods besides the Transformer; `trained_only`: leave out methods with
+    nothing to meta-train (SGD: 0 steps)."""
+    methods = params["tiers"][tier]["methods"]
+    return [
+        method
+        for method in params["experiments"]["table1"]["methods"][tier]
+        if not (trained_only and methods[method].get("train", {}).get("steps") == 0)
+    ]
+
+
+def method_spec(params: dict, tier: str, method: str) -> str:
+    """A method's model spec in run names: its type and the tier's size ("lstm128")."""
+    return f"{method}{params['tiers'][tier]['methods'][method]['model'][SIZE_FIELD[method]]}"
+
+
 def table1_runs(params: dict, tier: str, trained_only: bool = False) -> list[str]:
     """Table 1's rows besides the Transformer: one MNIST run per (method, tier seed);
     `trained_only`: leave out methods with nothing to meta-train (SGD: 0 steps)."""
-    t = params["tiers"][tier]
-    methods = t["methods"]
     return [
-        run_name("mnist", seed, method, methods[method]["model"][SIZE_FIELD[method]])
-        for method in params["experiments"]["table1"]["methods"][tier]
-        if not (trained_only and methods[method].get("train", {}).get("steps") == 0)
-        for seed in t["seeds"]
+        run_name("mnist", seed, spec=method_spec(params, tier, method))
+        for method in table1_methods(params, tier, trained_only)
+        for seed in params["tiers"][tier]["seeds"]
     ]
 
 
@@ -85,8 +98,23 @@ def sgd_sweep_runs(params: dict, tier: str) -> list[str]:
     ]
 
 
-# The validation set the SGD sweep chooses on: MNIST's training split (gpicl.cache).
+# The validation set the learning-rate sweeps choose on: MNIST's training split (gpicl.cache).
 SGD_VALIDATION = evalset_name("mnist", "train")
+
+
+def lr_sweep_runs(params: dict, tier: str) -> list[str]:
+    """The meta-trained Table 1 rows' learning-rate sweep: one MNIST run per (row, lr, seed of
+    the sweep); the GPICL Transformer's runs name no model (the tier's model)."""
+    grid = lr_sweep_grid(params, tier)
+    if not grid:
+        return []
+    specs = [None, *(method_spec(params, tier, m) for m in table1_methods(params, tier, True))]
+    return [
+        run_name("mnist", seed, spec=spec, variant=variant)
+        for spec in specs
+        for variant in lr_sweep_variants(params, tier)
+        for seed in grid["seeds"]
+    ]
 
 
 def state_size_runs(params: dict, tier: str) -> list[str]:
@@ -137,6 +165,7 @@ def experiment_runs(params: dict, tier: str) -> dict[str, list[str]]:
         "state_size": state_size_runs(params, tier),
         "metaopt": sorted({r for part in METAOPT_PARTS for r in metaopt_runs(params, tier, part)}),
         "compute": compute_runs(params, tier),
+        LR_SWEEP: lr_sweep_runs(params, tier),
     }
 
 
@@ -188,8 +217,8 @@ def cache_targets(params: dict, tier: str, available: Collection[str]) -> list[s
     images = sorted({d for d in [*train, *tests, *transitions, *external] if d != RANDOM_DATASET})
     spec = spec_tag(params, tier)
     evalsets = {*tests, *transitions}
-    if sgd_sweep_runs(params, tier) and "mnist" in available:
-        evalsets.add(SGD_VALIDATION)  # the SGD sweep's validation set
+    if (sgd_sweep_runs(params, tier) or lr_sweep_runs(params, tier)) and "mnist" in available:
+        evalsets.add(SGD_VALIDATION)  # the learning-rate sweeps' validation set
     evalsets = sorted(evalsets)
     return [f"results/cache/{d}-{spec}.pt" for d in images] + [
         f"results/{tier}/evalsets/{d}.pt" for d in evalsets
@@ -223,6 +252,13 @@ def table1_eval_files(params: dict, tier: str, available: Collection[str]) -> li
         + eval_files(tier, "table1", table1_runs(params, tier), tests)
         + eval_files(tier, "table1", sweep, [*tests, SGD_VALIDATION])
     )
+
+
+def lr_sweep_eval_files(params: dict, tier: str, available: Collection[str]) -> list[str]:
+    """The learning-rate sweep's runs on the validation set (none without MNIST data)."""
+    if "mnist" not in available:
+        return []
+    return eval_files(tier, LR_SWEEP, lr_sweep_runs(params, tier), [SGD_VALIDATION])
 
 
 def baseline_files(tier: str, tests: Collection[str]) -> list[str]:
@@ -267,6 +303,7 @@ def evaluate_targets(params: dict, tier: str, available: Collection[str]) -> lis
         + table1_eval_files(params, tier, available)
         + state_size_eval_files(params, tier, available)
         + metaopt_eval_files(params, tier)
+        + lr_sweep_eval_files(params, tier, available)
     )
     return list(dict.fromkeys(files))  # each once, in order
 
@@ -333,6 +370,10 @@ def figure_inputs(
             "runs": done_files(tier, "table1", table1_runs(params, tier, trained_only=True))
             + done_files(tier, "fig3", fig3_mnist_runs(params, tier))
         }
+    if reads == LR_SWEEP:
+        evals = lr_sweep_eval_files(params, tier, available)
+        runs = lr_sweep_runs(params, tier) if evals else []
+        return {"evals": evals, "runs": done_files(tier, LR_SWEEP, runs)}
     if reads == "transitions":
         return {"evals": transitions_eval_files(params, tier)}
     if reads == "compute":

@@ -17,7 +17,7 @@ from gpicl.baselines import (
     run_baselines,
 )
 from gpicl.cache import build_eval_set, eval_inputs
-from gpicl.config import load_params, run_config, sgd_lr_variant
+from gpicl.config import load_params, lr_variant, run_config
 from gpicl.figures import table1
 from gpicl.io import load_artifact
 from gpicl.metrics import bootstrap_interval, difference_interval, resolved
@@ -146,7 +146,7 @@ def test_sgd_lr_is_chosen_on_the_validation_split_only():
     test = {1e-3: 10, 3e-3: 25, 1e-2: 60}
     results = []
     for lr in val:
-        v = sgd_lr_variant(lr)
+        v = lr_variant(lr)
         for seed in (0, 1):
             results.append((f"{v}{seed}v", record(v, lr, "train", "mnist", seed, val[lr])))
             results.append((f"{v}{seed}t", record(v, lr, "test", "mnist", seed, test[lr])))
@@ -167,4 +167,4 @@ def test_sgd_sweep_runs_resolve_to_their_learning_rate():
     assert cfg["model"]["inner_lr"] == 0.01 and cfg["variant"] == "lr0p01"
     faithful = run_config(params, "cpu", "table1", "mnist-sgd128-s1")
     assert faithful["model"]["inner_lr"] == 1e-3 and "variant" not in faithful
-    assert [sgd_lr_variant(v) for v in (1e-3, 3e-2, 2.5e-5)] == ["lr0p001", "lr0p03", "lr2p5em05"]
+    assert [lr_variant(v) for v in (1e-3, 3e-2, 2.5e-5)] == ["lr0p001", "lr0p03", "lr2p5em05"]

@@ -31,7 +31,7 @@ from gpicl.plotting import (
     save_figure,
     write_csv,
 )
-from gpicl.results import check_correct_last, read_eval_results, read_run
+from gpicl.results import check_correct_last, compute_minutes, read_eval_results, read_run
 
 TASK_SET = "unseen"
 CSV_COLUMNS = (
@@ -66,16 +66,6 @@ def configuration_label(model: dict, train: dict) -> str:
     return f"{shape}, {steps_text} steps, lr {train['lr']:g} {schedule}, {precision}"
 
 
-def _compute_minutes(done_path: Path) -> tuple[float, float]:
-    timing_path = done_path.with_name("timing.json")
-    if not timing_path.is_file():
-        raise FileNotFoundError(f"{timing_path}: missing; the compute study needs run timings")
-    timing = read_json(timing_path)
-    if "cpu_seconds_total" not in timing:
-        raise ValueError(f"{timing_path}: no cpu_seconds_total (written before it was recorded)")
-    return timing["cpu_seconds_total"] / 60, timing["wall_seconds_total"] / 60
-
-
 def make(
     eval_files: list[Path],
     out_prefix: Path,
@@ -100,7 +90,7 @@ def make(
         missing = [d for d in test_datasets if (run.name, d) not in accuracy]
         if missing:
             raise ValueError(f"{done_path}: no evaluation of {run.name} on {missing}")
-        cpu, wall = _compute_minutes(done_path)
+        cpu, wall = compute_minutes(done_path)
         label = configuration_label(config["model"], run.train)
         experiment = run.name.split("/", 1)[0]
         groups[(experiment, label)].append((run, config, cpu, wall))

@@ -129,6 +129,20 @@ def _budget_note(experiment: str, also: str = ""):
     return derived
 
 
+def _lr_sweep_options(params: dict, tier: str) -> dict:
+    """The lr each meta-trained Table 1 row trains with, and the sweep's share of its steps."""
+    from gpicl.config import lr_sweep_grid, run_config, run_name
+    from gpicl.targets import method_spec, table1_methods
+
+    runs = {"transformer": ("fig3", run_name("mnist", 0))}
+    for method in table1_methods(params, tier, trained_only=True):
+        runs[method] = ("table1", run_name("mnist", 0, spec=method_spec(params, tier, method)))
+    return {
+        "row_lrs": {m: run_config(params, tier, *r)["train"]["lr"] for m, r in runs.items()},
+        "fraction": (lr_sweep_grid(params, tier) or {}).get("fraction"),
+    }
+
+
 _PLATEAU = (("**", "experiments.metaopt.plateau"),)
 _REFERENCE = {"reference_variant": "ref"}
 
@@ -172,6 +186,20 @@ REGISTRY: dict[str, Figure] = {
             caption="Table 1's meta-training: training loss and accuracy of each meta-trained "
             "method (mean over seeds) over the fraction of its run, with chance and where each "
             "curriculum ends; each method's steps and batch in the legend.",
+        ),
+        Figure(
+            name="lr_sweep",
+            module="lr_sweep",
+            stem="lr_sweep",
+            folder="tables",
+            reads="lr_sweep",
+            outputs=(".md", ".csv"),
+            keyword_inputs={"runs": "run_files"},
+            derived=_lr_sweep_options,
+            report=".csv",
+            caption="Learning rates of Table 1's meta-trained rows: each row trained at each "
+            "learning rate of the sweep on a shortened budget, scored on the validation set "
+            "(never the test sequences); the best per row, beside the lr Table 1 trains it with.",
         ),
         Figure(
             name="metrics",
