@@ -185,6 +185,9 @@ def test_the_best_lr_per_row_is_pooled_over_seeds_and_set_beside_table1s(tmp_pat
     assert by[("maml", 3e-3)]["best"] == "True" and by[("maml", 3e-3)]["agrees"] == "True"
     assert "LSTM: lr 0.01, **not the sweep's best (0.001)**" in text
     assert "MAML: lr 0.003, the sweep's best" in text
+    assert text.index("MAML") < text.index("LSTM")  # the paper's row order
+    rows, text = _table(tmp_path / "again", fakes[:2], {"lstm": 3e-3})
+    assert "LSTM: lr 0.003, not among the swept learning rates (the sweep's best: 0.001)" in text
 
 
 def test_a_test_split_record_or_an_unevaluated_run_is_an_error(tmp_path):

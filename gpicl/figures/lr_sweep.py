@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from gpicl.figures.table1 import row_order
 from gpicl.io import write_text
 from gpicl.plotting import METHOD_LABELS, write_csv
 from gpicl.results import (
@@ -67,7 +68,10 @@ def sweep_rows(
     if runs:
         raise ValueError(f"lr sweep: runs without a validation evaluation: {sorted(runs)}")
     rows = []
-    for (method, lr), members in sorted(groups.items()):
+    order = row_order({method for method, _ in groups})
+    for (method, lr), members in sorted(
+        groups.items(), key=lambda g: (order.index(g[0][0]), g[0][1])
+    ):
         stats = [m[0]["task_sets"][TASK_SET] for m in members]
         correct = sum(int(s["correct_last"]) for s in stats)
         count = sum(int(s["num_sequences"]) for s in stats)
@@ -93,8 +97,13 @@ def sweep_rows(
         for row in mine:
             row["best"] = row is best
             row["table1_lr"] = used
-            row["agrees"] = used is not None and abs(best["lr"] - used) <= 1e-12 * used
+            row["agrees"] = used is not None and _same(best["lr"], used)
+            row["swept"] = used is not None and any(_same(r["lr"], used) for r in mine)
     return rows
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
 
 
 def markdown(rows: list[dict], fraction: float | None) -> str:
@@ -115,7 +124,7 @@ def markdown(rows: list[dict], fraction: float | None) -> str:
         lr = f"**{r['lr']:g}**" if r["best"] else f"{r['lr']:g}"
         lines.append(
             f"| {METHOD_LABELS.get(r['method'], r['method'])} | {lr} | {r['steps']:,} | "
-            f"{accuracy} | {r['final_loss']:.4f} | {r['cpu_minutes']:.1f} |"
+            f"{accuracy} | {r['final_loss']:.4f} | {r['cpu_minutes']:.2f} |"
         )
     lines += ["", "Table 1 trains each row with:", ""]
     for r in (r for r in rows if r["best"]):
@@ -124,6 +133,11 @@ def markdown(rows: list[dict], fraction: float | None) -> str:
             lines.append(f"- {label}: best lr {r['lr']:g}; not a Table 1 row of this tier")
         elif r["agrees"]:
             lines.append(f"- {label}: lr {r['table1_lr']:g}, the sweep's best")
+        elif not r["swept"]:
+            lines.append(
+                f"- {label}: lr {r['table1_lr']:g}, not among the swept learning rates (the "
+                f"sweep's best: {r['lr']:g})"
+            )
         else:
             lines.append(
                 f"- {label}: lr {r['table1_lr']:g}, **not the sweep's best ({r['lr']:g})**: "
