@@ -198,3 +198,23 @@ def test_a_test_split_record_or_an_unevaluated_run_is_an_error(tmp_path):
     _, other = _fake(tmp_path / "b", "lstm", 1e-2, 0, 30)
     with pytest.raises(ValueError, match="without a validation evaluation"):
         lr_sweep.make([path], tmp_path / "b" / "out", run_files=[done, other])
+
+
+def test_runs_on_the_loss_plateau_are_never_the_best_and_a_row_of_them_names_none(tmp_path):
+    fakes = [
+        _fake(tmp_path, "vsml", 1e-3, 0, 14, loss=2.3026),  # chance-level noise above the rest
+        _fake(tmp_path, "vsml", 1e-2, 0, 9, loss=2.3030),
+        _fake(tmp_path, "lstm", 1e-3, 0, 15, loss=2.3020),
+        _fake(tmp_path, "lstm", 1e-2, 0, 12, loss=2.2),  # left the plateau: the best
+    ]
+    rows, text = _table(tmp_path, fakes, {"vsml": 3e-3, "lstm": 1e-2})
+    by = {(r["method"], float(r["lr"])): r for r in rows}
+    assert [by[("vsml", lr)]["on_plateau"] for lr in (1e-3, 1e-2)] == ["True", "True"]
+    assert not [r for r in rows if r["method"] == "vsml" and r["best"] == "True"]
+    assert by[("vsml", 1e-3)]["agrees"] == "NA"
+    assert by[("lstm", 1e-2)]["best"] == "True" and by[("lstm", 1e-2)]["agrees"] == "True"
+    assert (
+        "VSML: every learning rate ended on the loss plateau, so the sweep cannot choose at this "
+        "budget; Table 1 trains it with lr 0.003" in text
+    )
+    assert "LSTM: lr 0.01, the sweep's best" in text

@@ -4,10 +4,15 @@ Each row of Table 1 that meta-trains (the GPICL Transformer, MAML, VSML, the LST
 at each learning rate of the sweep on a shortened budget (`gpicl.config.scaled_budget`) and
 scored on the validation set (MNIST's training split under unseen task ids of its own: never the
 test sequences). Per row and learning rate: the last-position accuracy on unseen validation tasks
-(pooled over the sweep's seeds), the final training loss and the training CPU-minutes; the best
-learning rate (ties: the smaller) is marked and set beside the one Table 1 trains the row with
-(`row_lrs`, from params.yaml). A row whose best differs says so: the sweep informs params.yaml,
-it never retrains Table 1 by itself.
+(pooled over the sweep's seeds), the final training loss, whether training ended on the loss
+plateau, and the training CPU-minutes.
+
+A run whose training loss ends on the plateau (mean of the last `PLATEAU_WINDOW` steps within
+`PLATEAU_MARGIN` of ln 10) has learned nothing to compare, so the best learning rate of a row
+(ties: the smaller) is chosen among the runs that left it; a row with every learning rate on the
+plateau names no best, and the table says the sweep cannot choose for it at that budget. The best
+is set beside the lr Table 1 trains the row with (`row_lrs`, from params.yaml): the sweep informs
+params.yaml, it never retrains Table 1 by itself.
 
 Writes `<prefix>.md` and `<prefix>.csv` (`CSV_COLUMNS`, one row per method and learning rate).
 """
@@ -21,8 +26,10 @@ from pathlib import Path
 
 from gpicl.figures.table1 import row_order
 from gpicl.io import write_text
+from gpicl.metrics import CHANCE_LOSS, PLATEAU_MARGIN, PLATEAU_WINDOW
 from gpicl.plotting import METHOD_LABELS, write_csv
 from gpicl.results import (
+    Run,
     check_correct_last,
     compute_minutes,
     read_eval_results,
@@ -39,6 +46,7 @@ CSV_COLUMNS = (
     "validation_accuracy",
     "count",
     "final_loss",
+    "on_plateau",
     "cpu_minutes",
     "best",
     "table1_lr",
@@ -46,12 +54,24 @@ CSV_COLUMNS = (
 )
 
 
+def ends_on_plateau(run: Run) -> bool:
+    """The run's training loss ends on the plateau (its last trailing mean)."""
+    _, trailing = run.trailing_loss(PLATEAU_WINDOW)
+    last = trailing[-1] if len(trailing) else float(run.log["loss"].iloc[-1])
+    return bool(last >= CHANCE_LOSS - PLATEAU_MARGIN)
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+
+
 def sweep_rows(
     eval_files: Iterable[str | os.PathLike],
     run_files: Iterable[str | os.PathLike],
     row_lrs: Mapping[str, float],
 ) -> list[dict]:
-    """One row per (method, learning rate), by method then lr; see the module docstring."""
+    """One row per (method, learning rate), in Table 1's row order then by lr; see the module
+    docstring."""
     runs = {}
     for done_path in map(Path, run_files):
         run = read_run(done_path)
@@ -67,43 +87,66 @@ def sweep_rows(
         groups[(record["method"], float(run.train["lr"]))].append((record, run, cpu))
     if runs:
         raise ValueError(f"lr sweep: runs without a validation evaluation: {sorted(runs)}")
-    rows = []
     order = row_order({method for method, _ in groups})
+    rows = []
     for (method, lr), members in sorted(
         groups.items(), key=lambda g: (order.index(g[0][0]), g[0][1])
     ):
         stats = [m[0]["task_sets"][TASK_SET] for m in members]
-        correct = sum(int(s["correct_last"]) for s in stats)
-        count = sum(int(s["num_sequences"]) for s in stats)
         steps = {m[1].steps for m in members}
         if len(steps) != 1:
             raise ValueError(f"lr sweep: {method} at lr {lr:g} has runs of {sorted(steps)} steps")
+        count = sum(int(s["num_sequences"]) for s in stats)
         rows.append(
             {
                 "method": method,
                 "lr": lr,
                 "seeds": ";".join(str(m[1].seed) for m in sorted(members, key=lambda m: m[1].seed)),
                 "steps": steps.pop(),
-                "validation_accuracy": correct / count,
+                "validation_accuracy": sum(int(s["correct_last"]) for s in stats) / count,
                 "count": count,
                 "final_loss": sum(m[1].done["final_loss"] for m in members) / len(members),
+                "on_plateau": all(ends_on_plateau(m[1]) for m in members),
                 "cpu_minutes": sum(m[2] for m in members) / len(members),
             }
         )
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        best = max(mine, key=lambda r: (r["validation_accuracy"], -r["lr"]))
+        learned = [r for r in mine if not r["on_plateau"]]
+        best = max(learned, key=lambda r: (r["validation_accuracy"], -r["lr"]), default=None)
         used = row_lrs.get(method)
         for row in mine:
             row["best"] = row is best
             row["table1_lr"] = used
-            row["agrees"] = used is not None and _same(best["lr"], used)
-            row["swept"] = used is not None and any(_same(r["lr"], used) for r in mine)
+            # None: nothing to agree with (no best, or not a Table 1 row of this tier)
+            row["agrees"] = None if best is None or used is None else _same(best["lr"], used)
+            row["_swept"] = used is not None and any(_same(r["lr"], used) for r in mine)
     return rows
 
 
-def _same(a: float, b: float) -> bool:
-    return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+def _verdict(label: str, mine: list[dict]) -> str:
+    """One line: how the lr the row trains with compares with the sweep's best."""
+    best = next((r for r in mine if r["best"]), None)
+    used = mine[0]["table1_lr"]
+    if best is None:
+        keeps = f"; Table 1 trains it with lr {used:g}" if used is not None else ""
+        return (
+            f"- {label}: every learning rate ended on the loss plateau, so the sweep cannot "
+            f"choose at this budget{keeps}"
+        )
+    if used is None:
+        return f"- {label}: best lr {best['lr']:g}; not a Table 1 row of this tier"
+    if best["agrees"]:
+        return f"- {label}: lr {used:g}, the sweep's best"
+    if not best["_swept"]:
+        return (
+            f"- {label}: lr {used:g}, not among the swept learning rates (the sweep's best: "
+            f"{best['lr']:g})"
+        )
+    return (
+        f"- {label}: lr {used:g}, **not the sweep's best ({best['lr']:g})**: set it in "
+        "params.yaml to train the row with the best"
+    )
 
 
 def markdown(rows: list[dict], fraction: float | None) -> str:
@@ -114,35 +157,26 @@ def markdown(rows: list[dict], fraction: float | None) -> str:
         f"Each row trained at each learning rate on {budget} (warm-up, curriculum and "
         "checkpoints scaled alike); accuracy of the last prediction on unseen tasks of the "
         "validation set (MNIST training split, task ids of its own), pooled over the sweep's "
-        "seeds. **Bold**: the best learning rate of the row.",
+        "seeds. On the plateau: the mean training loss of the last "
+        f"{PLATEAU_WINDOW} steps within {PLATEAU_MARGIN:g} of ln 10. **Bold**: the row's best "
+        "learning rate among the runs that left the plateau.",
         "",
-        "| method | lr | steps | validation accuracy (n) | final training loss | CPU-min |",
-        "|---|---|---|---|---|---|",
+        "| method | lr | steps | validation accuracy (n) | final training loss | on the plateau "
+        "| CPU-min |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         accuracy = f"{100 * r['validation_accuracy']:.2f}% ({r['count']})"
         lr = f"**{r['lr']:g}**" if r["best"] else f"{r['lr']:g}"
         lines.append(
             f"| {METHOD_LABELS.get(r['method'], r['method'])} | {lr} | {r['steps']:,} | "
-            f"{accuracy} | {r['final_loss']:.4f} | {r['cpu_minutes']:.2f} |"
+            f"{accuracy} | {r['final_loss']:.4f} | {'yes' if r['on_plateau'] else 'no'} | "
+            f"{r['cpu_minutes']:.2f} |"
         )
     lines += ["", "Table 1 trains each row with:", ""]
-    for r in (r for r in rows if r["best"]):
-        label = METHOD_LABELS.get(r["method"], r["method"])
-        if r["table1_lr"] is None:
-            lines.append(f"- {label}: best lr {r['lr']:g}; not a Table 1 row of this tier")
-        elif r["agrees"]:
-            lines.append(f"- {label}: lr {r['table1_lr']:g}, the sweep's best")
-        elif not r["swept"]:
-            lines.append(
-                f"- {label}: lr {r['table1_lr']:g}, not among the swept learning rates (the "
-                f"sweep's best: {r['lr']:g})"
-            )
-        else:
-            lines.append(
-                f"- {label}: lr {r['table1_lr']:g}, **not the sweep's best ({r['lr']:g})**: "
-                "set it in params.yaml to train the row with the best"
-            )
+    for method in dict.fromkeys(r["method"] for r in rows):
+        label = METHOD_LABELS.get(method, method)
+        lines.append(_verdict(label, [r for r in rows if r["method"] == method]))
     return "\n".join(lines) + "\n"
 
 
@@ -159,5 +193,6 @@ def make(
     rows = sweep_rows(eval_files, run_files, row_lrs or {})
     if not rows:
         raise ValueError("lr sweep: no evaluation files")
-    write_csv(rows, out_prefix.with_name(out_prefix.name + ".csv"), columns=CSV_COLUMNS)
+    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    write_csv(public, out_prefix.with_name(out_prefix.name + ".csv"), columns=CSV_COLUMNS)
     write_text(out_prefix.with_name(out_prefix.name + ".md"), markdown(rows, fraction))
