@@ -348,15 +348,9 @@ def _tier_runs(params: dict, tier: str) -> Iterator[tuple[str, dict]]:
         where = f"experiments.metaopt.grids.{tier}.variants.{variant}"
         yield where, run_config(params, tier, "metaopt", run_name("mnist", 0, variant=variant))
     for variant in lr_sweep_variants(params, tier):
-        where = f"experiments.table1.lr_sweep.{tier}"
-        yield where, run_config(params, tier, LR_SWEEP, run_name("mnist", 0, variant=variant))
-        for method in exps["table1"]["methods"][tier]:
-            block = t["methods"][method]
-            if block.get("train", {}).get("steps") != 0:
-                run = run_name(
-                    "mnist", 0, method, block["model"][SIZE_FIELD[method]], variant=variant
-                )
-                yield where, run_config(params, tier, LR_SWEEP, run)
+        for spec in lr_sweep_specs(params, tier):
+            run = run_name("mnist", 0, spec=spec, variant=variant)
+            yield f"experiments.table1.lr_sweep.{tier}", run_config(params, tier, LR_SWEEP, run)
 
 
 def _spec_problems(model: dict) -> list[str]:
@@ -554,11 +548,19 @@ def lr_variant(lr: float) -> str:
     return "lr" + f"{lr:g}".replace(".", "p").replace("-", "m").replace("+", "")
 
 
+def _lr_variants(lrs: list, where: str) -> dict[str, float]:
+    """variant name -> learning rate; two rates of one name (equal to 6 digits) are refused."""
+    variants = {lr_variant(float(lr)): float(lr) for lr in lrs}
+    if len(variants) != len(lrs):
+        raise ParamsError(f"{where}: learning rates {lrs} are not distinct to 6 digits")
+    return variants
+
+
 def sgd_lr_variants(params: dict, tier: str) -> dict[str, float]:
     """variant name -> inner learning rate, in the order of experiments.table1.sgd_lr_sweep of
     the tier."""
     sweep = (params["experiments"]["table1"].get("sgd_lr_sweep") or {}).get(tier) or []
-    return {lr_variant(float(lr)): float(lr) for lr in sweep}
+    return _lr_variants(sweep, f"experiments.table1.sgd_lr_sweep.{tier}")
 
 
 # The experiment (results/<tier>/runs/<name>/) of the meta-trained rows' learning-rate sweep.
@@ -573,7 +575,29 @@ def lr_sweep_grid(params: dict, tier: str) -> dict | None:
 def lr_sweep_variants(params: dict, tier: str) -> dict[str, float]:
     """variant name -> meta-training learning rate of the tier's sweep, in its order."""
     grid = lr_sweep_grid(params, tier) or {}
-    return {lr_variant(float(lr)): float(lr) for lr in grid.get("lrs", [])}
+    return _lr_variants(grid.get("lrs", []), f"experiments.table1.lr_sweep.{tier}.lrs")
+
+
+def table1_methods(params: dict, tier: str, trained_only: bool = False) -> list[str]:
+    """Table 1's methods besides the Transformer; `trained_only`: leave out methods with
+    nothing to meta-train (SGD: 0 steps)."""
+    methods = params["tiers"][tier]["methods"]
+    return [
+        method
+        for method in params["experiments"]["table1"]["methods"][tier]
+        if not (trained_only and methods[method].get("train", {}).get("steps") == 0)
+    ]
+
+
+def method_spec(params: dict, tier: str, method: str) -> str:
+    """A method's model spec in run names: its type and the tier's size ("lstm128")."""
+    return f"{method}{params['tiers'][tier]['methods'][method]['model'][SIZE_FIELD[method]]}"
+
+
+def lr_sweep_specs(params: dict, tier: str) -> list[str | None]:
+    """The model specs the sweep trains: None (the tier's Transformer, Table 1's GPICL row) and
+    each meta-trained method of the tier's Table 1."""
+    return [None, *(method_spec(params, tier, m) for m in table1_methods(params, tier, True))]
 
 
 def scaled_budget(train: dict, fraction: float) -> dict:
@@ -588,12 +612,14 @@ def scaled_budget(train: dict, fraction: float) -> dict:
     out["steps"] = scale(train["steps"], least=1)
     out["checkpoint_every"] = min(scale(train["checkpoint_every"], least=1), out["steps"])
     if train.get("curriculum"):
+        # The end is scaled once and kept before the last step; a run too short to hold a
+        # curriculum and end it trains on i.i.d. sequences.
         curriculum = train["curriculum"]
-        out["curriculum"] = {
-            **curriculum,
-            "hold_steps": scale(curriculum["hold_steps"]),
-            "anneal_steps": scale(curriculum["anneal_steps"]),
-        }
+        end = min(scale(curriculum_end(train)), out["steps"] - 1)
+        hold = min(scale(curriculum["hold_steps"]), end - 1)
+        out["curriculum"] = (
+            {**curriculum, "hold_steps": hold, "anneal_steps": end - hold} if end >= 1 else None
+        )
     if train.get("lr_schedule"):
         out["lr_schedule"] = {
             **train["lr_schedule"],
@@ -649,10 +675,19 @@ def run_config(params: dict, tier: str, experiment: str, run: str) -> dict:
     elif experiment == LR_SWEEP:
         # One meta-trained Table 1 row at one learning rate of the sweep, on a shortened budget.
         sweep, grid = lr_sweep_variants(params, tier), lr_sweep_grid(params, tier)
-        if kind == "sgd" or parsed["variant"] not in sweep:
+        spec = None if kind is None else f"{kind}{parsed['size']}"
+        beyond_spec = (parsed["key_size"], parsed["layers"], parsed["log2_tasks"])
+        if (
+            parsed["variant"] not in sweep
+            or spec not in lr_sweep_specs(params, tier)
+            or parsed["dataset"] != "mnist"
+            or beyond_spec != (None, None, None)
+        ):
             raise ParamsError(
-                f"run {run!r}: the {LR_SWEEP} runs are meta-trained Table 1 rows at a learning "
-                f"rate of experiments.table1.lr_sweep.{tier}.lrs ({', '.join(sweep) or 'none'})"
+                f"run {run!r}: the {LR_SWEEP} runs are the tier's meta-trained Table 1 rows on "
+                f"MNIST ({', '.join(s or 'the Transformer' for s in lr_sweep_specs(params, tier))})"
+                f" at a learning rate of experiments.table1.lr_sweep.{tier}.lrs "
+                f"({', '.join(sweep) or 'none'})"
             )
         train = scaled_budget(train, grid["fraction"])
         train["lr"] = sweep[parsed["variant"]]

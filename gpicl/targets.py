@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from gpicl.cache import RANDOM_DATASET, evalset_name
-from gpicl.config import LR_SWEEP, lr_sweep_grid, lr_sweep_variants, run_name, sgd_lr_variants
+from gpicl.config import (
+    LR_SWEEP,
+    lr_sweep_grid,
+    lr_sweep_specs,
+    lr_sweep_variants,
+    method_spec,
+    run_name,
+    sgd_lr_variants,
+    table1_methods,
+)
 from gpicl.models import SIZE_FIELD
 
 # Figure 3's panels (gpicl.figures.fig3_learning_curves.TEST_DATASETS): their baselines are drawn.
@@ -58,22 +67,6 @@ def transitions_runs(params: dict, tier: str) -> list[str]:
     ]
 
 
-def table1_methods(params: dict, tier: str, trained_only: bool = False) -> list[str]:
-    """Table 1's methods besides the Transformer; `trained_only`: leave out methods with
-    nothing to meta-train (SGD: 0 steps)."""
-    methods = params["tiers"][tier]["methods"]
-    return [
-        method
-        for method in params["experiments"]["table1"]["methods"][tier]
-        if not (trained_only and methods[method].get("train", {}).get("steps") == 0)
-    ]
-
-
-def method_spec(params: dict, tier: str, method: str) -> str:
-    """A method's model spec in run names: its type and the tier's size ("lstm128")."""
-    return f"{method}{params['tiers'][tier]['methods'][method]['model'][SIZE_FIELD[method]]}"
-
-
 def table1_runs(params: dict, tier: str, trained_only: bool = False) -> list[str]:
     """Table 1's rows besides the Transformer: one MNIST run per (method, tier seed);
     `trained_only`: leave out methods with nothing to meta-train (SGD: 0 steps)."""
@@ -108,10 +101,9 @@ def lr_sweep_runs(params: dict, tier: str) -> list[str]:
     grid = lr_sweep_grid(params, tier)
     if not grid:
         return []
-    specs = [None, *(method_spec(params, tier, m) for m in table1_methods(params, tier, True))]
     return [
         run_name("mnist", seed, spec=spec, variant=variant)
-        for spec in specs
+        for spec in lr_sweep_specs(params, tier)
         for variant in lr_sweep_variants(params, tier)
         for seed in grid["seeds"]
     ]

@@ -51,12 +51,33 @@ def test_a_scaled_budget_compresses_steps_warmup_curriculum_and_checkpoints_alik
 
 def test_a_full_fraction_is_the_run_itself_and_tiny_runs_keep_one_step():
     assert scaled_budget(TRAIN, 1.0) == TRAIN
-    tiny = scaled_budget({**TRAIN, "steps": 3, "checkpoint_every": 2, "curriculum": None}, 0.1)
+    tiny = scaled_budget({**TRAIN, "steps": 3, "checkpoint_every": 2}, 0.1)
     assert tiny["steps"] == 1 and tiny["checkpoint_every"] == 1
+    assert tiny["curriculum"] is None  # too short to hold a curriculum and end it: i.i.d.
+
+
+@pytest.mark.parametrize("tier", ["ci", "cpu"])
+def test_every_fraction_gives_runs_that_end_on_iid_sequences(tier):
+    """The curriculum's end is scaled once and kept before the last step, so no fraction makes
+    validation refuse the sweep (rounding hold and anneal apart did, for some)."""
+    params = load_params("params.yaml")
+    for percent in range(1, 101):
+        params["experiments"]["table1"]["lr_sweep"][tier]["fraction"] = percent / 100
+        for run in lr_sweep_runs(params, tier):
+            train = run_config(params, tier, LR_SWEEP, run)["train"]
+            if train["curriculum"] is not None:
+                assert 0 < train["curriculum"]["hold_steps"] + 1 <= curriculum_end(train)
+                assert curriculum_end(train) < train["steps"], (percent, run)
 
 
 def test_each_meta_trained_row_is_swept_at_each_lr_but_sgd_is_not():
     params = load_params("params.yaml")
+    assert lr_sweep_runs(params, "ci") == [  # ci: one lr, one seed; MAML/VSML/LSTM of size 32/8/32
+        "mnist-vlr0p01-s0",
+        "mnist-maml32-vlr0p01-s0",
+        "mnist-vsml8-vlr0p01-s0",
+        "mnist-lstm32-vlr0p01-s0",
+    ]
     for tier in ("ci", "cpu", "paper"):
         grid = params["experiments"]["table1"]["lr_sweep"][tier]
         runs = lr_sweep_runs(params, tier)
@@ -84,7 +105,16 @@ def test_a_sweep_run_is_its_table1_row_at_another_lr_on_a_fraction_of_the_steps(
 
 def test_a_sweep_run_outside_the_sweep_is_refused():
     params = load_params("params.yaml")
-    for run in ("mnist-vlr0p5-s0", "mnist-lstm128-s0", "mnist-sgd128-vlr0p003-s0"):
+    for run in (
+        "mnist-vlr0p5-s0",  # not a swept lr
+        "mnist-lstm128-s0",  # no lr
+        "mnist-sgd128-vlr0p003-s0",  # nothing to meta-train
+        "mnist-outer_lstm16-vlr0p01-s0",  # not a Table 1 row
+        "mnist-lstm64-vlr0p01-s0",  # not the row's size
+        "mnist-transformer128-k32-vlr0p01-s0",  # GPICL's row is the tier's model, unnamed
+        "fashion_mnist-vlr0p01-s0",  # Table 1 meta-trains on MNIST
+        "mnist-vlr0p01-t4-s0",  # nor on a finite task pool
+    ):
         with pytest.raises(ParamsError, match="lr_sweep"):
             run_config(params, "cpu", LR_SWEEP, run)
 
@@ -93,6 +123,13 @@ def test_a_sweep_of_no_steps_is_refused_naming_the_key():
     params = copy.deepcopy(parse_params_file("params.yaml"))
     params["experiments"]["table1"]["lr_sweep"]["cpu"]["fraction"] = 0
     with pytest.raises(ParamsError, match=r"experiments\.table1\.lr_sweep\.cpu\.fraction"):
+        validate_params(params)
+
+
+def test_two_lrs_of_one_run_name_are_refused_before_any_compute():
+    params = copy.deepcopy(parse_params_file("params.yaml"))
+    params["experiments"]["table1"]["lr_sweep"]["ci"]["lrs"] = [1e-3, 1.0000001e-3]
+    with pytest.raises(ParamsError, match=r"lr_sweep\.ci\.lrs: .* not distinct"):
         validate_params(params)
 
 
@@ -163,6 +200,10 @@ def _table(tmp_path, fakes, row_lrs):
     evals, runs = zip(*fakes, strict=True)
     out = tmp_path / "out" / "lr_sweep"
     lr_sweep.make(evals, out, run_files=runs, row_lrs=row_lrs, fraction=0.25)
+    with open(f"{out}_time.csv", newline="") as f:
+        times = list(csv.DictReader(f))
+    assert sorted(t["run"] for t in times) == sorted(f"{LR_SWEEP}/{r.parent.name}" for r in runs)
+    assert {float(t["cpu_minutes"]) for t in times} == {1.0}  # 60 s each
     with open(f"{out}.csv", newline="") as f:
         return list(csv.DictReader(f)), (tmp_path / "out" / "lr_sweep.md").read_text()
 
@@ -218,3 +259,9 @@ def test_runs_on_the_loss_plateau_are_never_the_best_and_a_row_of_them_names_non
         "budget; Table 1 trains it with lr 0.003" in text
     )
     assert "LSTM: lr 0.01, the sweep's best" in text
+
+
+def test_without_sweep_files_the_table_says_so(tmp_path):
+    lr_sweep.make([], tmp_path / "lr_sweep", run_files=[], row_lrs={"lstm": 3e-3})
+    assert "No learning-rate sweep in this tier" in (tmp_path / "lr_sweep.md").read_text()
+    assert (tmp_path / "lr_sweep.csv").read_text().startswith("method,lr,")

@@ -42,6 +42,7 @@ NOT_COMPARED = {
     "compute_study.svg",
     "compute_study.csv",
     "external_speed.csv",
+    "lr_sweep_time.csv",
 }
 
 

@@ -4,17 +4,21 @@ Each row of Table 1 that meta-trains (the GPICL Transformer, MAML, VSML, the LST
 at each learning rate of the sweep on a shortened budget (`gpicl.config.scaled_budget`) and
 scored on the validation set (MNIST's training split under unseen task ids of its own: never the
 test sequences). Per row and learning rate: the last-position accuracy on unseen validation tasks
-(pooled over the sweep's seeds), the final training loss, whether training ended on the loss
-plateau, and the training CPU-minutes.
+(pooled over the sweep's seeds), the final training loss and whether training ended on the loss
+plateau; each run's training CPU-minutes go to a separate `<prefix>_time.csv`, since measured
+times differ between reruns and the table does not.
 
-A run whose training loss ends on the plateau (mean of the last `PLATEAU_WINDOW` steps within
-`PLATEAU_MARGIN` of ln 10) has learned nothing to compare, so the best learning rate of a row
-(ties: the smaller) is chosen among the runs that left it; a row with every learning rate on the
-plateau names no best, and the table says the sweep cannot choose for it at that budget. The best
+A run whose training loss ends on the plateau (the mean of its last `PLATEAU_WINDOW` steps
+within `PLATEAU_MARGIN` of ln 10, as `metrics.classify_phase` reads "stuck") has learned nothing
+to compare; a learning rate counts as on the plateau when every seed's run ended there. The best
+learning rate of a row (ties: the smaller) is chosen among those that left it; a row with every
+learning rate on the plateau names no best, and the table says the sweep cannot choose for it at
+that budget. Without a sweep (or without MNIST data to score it on) the table says so. The best
 is set beside the lr Table 1 trains the row with (`row_lrs`, from params.yaml): the sweep informs
 params.yaml, it never retrains Table 1 by itself.
 
-Writes `<prefix>.md` and `<prefix>.csv` (`CSV_COLUMNS`, one row per method and learning rate).
+Writes `<prefix>.md`, `<prefix>.csv` (`CSV_COLUMNS`, one row per method and learning rate) and
+`<prefix>_time.csv` (`TIME_COLUMNS`, one row per run).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 
 from gpicl.figures.table1 import row_order
 from gpicl.io import write_text
-from gpicl.metrics import CHANCE_LOSS, PLATEAU_MARGIN, PLATEAU_WINDOW
+from gpicl.metrics import CHANCE_LOSS, PLATEAU_MARGIN, PLATEAU_WINDOW, final_loss
 from gpicl.plotting import METHOD_LABELS, write_csv
 from gpicl.results import (
     Run,
@@ -47,18 +51,18 @@ CSV_COLUMNS = (
     "count",
     "final_loss",
     "on_plateau",
-    "cpu_minutes",
     "best",
     "table1_lr",
     "agrees",
 )
+TIME_COLUMNS = ("run", "method", "lr", "seed", "steps", "cpu_minutes", "wall_minutes")
 
 
 def ends_on_plateau(run: Run) -> bool:
-    """The run's training loss ends on the plateau (its last trailing mean)."""
-    _, trailing = run.trailing_loss(PLATEAU_WINDOW)
-    last = trailing[-1] if len(trailing) else float(run.log["loss"].iloc[-1])
-    return bool(last >= CHANCE_LOSS - PLATEAU_MARGIN)
+    """The run's training loss ends on the plateau: the mean of its last `PLATEAU_WINDOW`
+    losses (all, if fewer) within `PLATEAU_MARGIN` of ln 10 (`metrics.classify_phase`'s
+    "stuck")."""
+    return final_loss(run.log["loss"].to_numpy(), PLATEAU_WINDOW) > CHANCE_LOSS - PLATEAU_MARGIN
 
 
 def _same(a: float, b: float) -> bool:
@@ -75,7 +79,7 @@ def sweep_rows(
     runs = {}
     for done_path in map(Path, run_files):
         run = read_run(done_path)
-        runs[run.name] = (run, compute_minutes(done_path)[0])
+        runs[run.name] = (run, compute_minutes(done_path))
     groups: dict[tuple[str, float], list] = defaultdict(list)
     for path, record in read_eval_results(eval_files, TASK_SET, keys=("run", "split")):
         check_correct_last(path, record, TASK_SET)
@@ -107,7 +111,18 @@ def sweep_rows(
                 "count": count,
                 "final_loss": sum(m[1].done["final_loss"] for m in members) / len(members),
                 "on_plateau": all(ends_on_plateau(m[1]) for m in members),
-                "cpu_minutes": sum(m[2] for m in members) / len(members),
+                "_times": [
+                    {
+                        "run": m[1].name,
+                        "method": method,
+                        "lr": lr,
+                        "seed": m[1].seed,
+                        "steps": m[1].steps,
+                        "cpu_minutes": m[2][0],
+                        "wall_minutes": m[2][1],
+                    }
+                    for m in members
+                ],
             }
         )
     for method in dict.fromkeys(r["method"] for r in rows):
@@ -149,6 +164,13 @@ def _verdict(label: str, mine: list[dict]) -> str:
     )
 
 
+NO_SWEEP = (
+    "# Learning rates of Table 1's meta-trained rows\n\n"
+    "No learning-rate sweep in this tier (experiments.table1.lr_sweep), or no MNIST data to "
+    "score it on: every row trains with the lr params.yaml gives it, unchecked.\n"
+)
+
+
 def markdown(rows: list[dict], fraction: float | None) -> str:
     budget = f"{fraction:g} of each row's steps" if fraction is not None else "a shortened budget"
     lines = [
@@ -161,17 +183,15 @@ def markdown(rows: list[dict], fraction: float | None) -> str:
         f"{PLATEAU_WINDOW} steps within {PLATEAU_MARGIN:g} of ln 10. **Bold**: the row's best "
         "learning rate among the runs that left the plateau.",
         "",
-        "| method | lr | steps | validation accuracy (n) | final training loss | on the plateau "
-        "| CPU-min |",
-        "|---|---|---|---|---|---|---|",
+        "| method | lr | steps | validation accuracy (n) | final training loss | on the plateau |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         accuracy = f"{100 * r['validation_accuracy']:.2f}% ({r['count']})"
         lr = f"**{r['lr']:g}**" if r["best"] else f"{r['lr']:g}"
         lines.append(
             f"| {METHOD_LABELS.get(r['method'], r['method'])} | {lr} | {r['steps']:,} | "
-            f"{accuracy} | {r['final_loss']:.4f} | {'yes' if r['on_plateau'] else 'no'} | "
-            f"{r['cpu_minutes']:.2f} |"
+            f"{accuracy} | {r['final_loss']:.4f} | {'yes' if r['on_plateau'] else 'no'} |"
         )
     lines += ["", "Table 1 trains each row with:", ""]
     for method in dict.fromkeys(r["method"] for r in rows):
@@ -191,8 +211,9 @@ def make(
     `fraction`: the share of each row's steps the sweep trained (for the text)."""
     out_prefix = Path(out_prefix)
     rows = sweep_rows(eval_files, run_files, row_lrs or {})
-    if not rows:
-        raise ValueError("lr sweep: no evaluation files")
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    times = [t for r in rows for t in r["_times"]]
     write_csv(public, out_prefix.with_name(out_prefix.name + ".csv"), columns=CSV_COLUMNS)
-    write_text(out_prefix.with_name(out_prefix.name + ".md"), markdown(rows, fraction))
+    write_csv(times, out_prefix.with_name(out_prefix.name + "_time.csv"), columns=TIME_COLUMNS)
+    text = markdown(rows, fraction) if rows else NO_SWEEP
+    write_text(out_prefix.with_name(out_prefix.name + ".md"), text)

@@ -131,8 +131,7 @@ def _budget_note(experiment: str, also: str = ""):
 
 def _lr_sweep_options(params: dict, tier: str) -> dict:
     """The lr each meta-trained Table 1 row trains with, and the sweep's share of its steps."""
-    from gpicl.config import lr_sweep_grid, run_config, run_name
-    from gpicl.targets import method_spec, table1_methods
+    from gpicl.config import lr_sweep_grid, method_spec, run_config, run_name, table1_methods
 
     runs = {"transformer": ("fig3", run_name("mnist", 0))}
     for method in table1_methods(params, tier, trained_only=True):
@@ -193,13 +192,15 @@ REGISTRY: dict[str, Figure] = {
             stem="lr_sweep",
             folder="tables",
             reads="lr_sweep",
-            outputs=(".md", ".csv"),
+            outputs=(".md", ".csv", "_time.csv"),
             keyword_inputs={"runs": "run_files"},
             derived=_lr_sweep_options,
             report=".csv",
             caption="Learning rates of Table 1's meta-trained rows: each row trained at each "
             "learning rate of the sweep on a shortened budget, scored on the validation set "
-            "(never the test sequences); the best per row, beside the lr Table 1 trains it with.",
+            "(never the test sequences); the best per row, beside the lr Table 1 trains it with; "
+            "each run's training CPU-minutes in _time.csv (the one part that differs between "
+            "reruns).",
         ),
         Figure(
             name="metrics",
