@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -205,7 +206,7 @@ def _table(tmp_path, fakes, row_lrs):
     assert sorted(t["run"] for t in times) == sorted(f"{LR_SWEEP}/{r.parent.name}" for r in runs)
     assert {float(t["cpu_minutes"]) for t in times} == {1.0}  # 60 s each
     with open(f"{out}.csv", newline="") as f:
-        return list(csv.DictReader(f)), (tmp_path / "out" / "lr_sweep.md").read_text()
+        return list(csv.DictReader(f)), Path(f"{out}.md").read_text()
 
 
 def test_the_best_lr_per_row_is_pooled_over_seeds_and_set_beside_table1s(tmp_path):
@@ -263,5 +264,5 @@ def test_runs_on_the_loss_plateau_are_never_the_best_and_a_row_of_them_names_non
 
 def test_without_sweep_files_the_table_says_so(tmp_path):
     lr_sweep.make([], tmp_path / "lr_sweep", run_files=[], row_lrs={"lstm": 3e-3})
-    assert "No learning-rate sweep in this tier" in (tmp_path / "lr_sweep.md").read_text()
+    assert "No learning-rate sweep in this tier" in Path(f"{tmp_path / 'lr_sweep'}.md").read_text()
     assert (tmp_path / "lr_sweep.csv").read_text().startswith("method,lr,")
